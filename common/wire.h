@@ -147,11 +147,15 @@ struct MetaReply {
   std::string value;  // readlink target, xattr value or NUL-separated xattr names
   StatFs statfs;
   ClusterMap map;
+  uint32_t node_id = 0;  // kRegisterNode: the id the node is known by
   template <class A>
-  void serialize(A& ar) { ar(attr, entries, eof, value, statfs, map); }
+  void serialize(A& ar) { ar(attr, entries, eof, value, statfs, map, node_id); }
 };
 
 enum BlockFlags : uint32_t { kBlockSyncNow = 1 };
+
+// MetaRequest.flags for kUnlink/kRmdir/kRename: none yet. MetaRequest.flags for
+// kRename carries RENAME_NOREPLACE / RENAME_EXCHANGE as in renameat2(2).
 
 struct BlockRequest {
   uint64_t ino = 0;
