@@ -1,0 +1,206 @@
+#include "blockd/client.h"
+
+#include "common/log.h"
+
+namespace ringfs::blockd {
+
+namespace {
+
+// Errors that say the node (not the request) is the problem.
+bool IsNodeFailure(int code) {
+  return code == ETIMEDOUT || code == EHOSTUNREACH || code == EPROTO || code == ECONNREFUSED;
+}
+
+}  // namespace
+
+Client::Client(ClientOptions opts) : opts_(opts) {
+  placement_ = std::make_shared<Placement>(Placement{{}, ring::Ring({}), {}});
+}
+
+void Client::SetMap(const wire::ClusterMap& map) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto p = std::make_shared<Placement>(Placement{map, ring::Ring::FromMap(map), {}});
+  for (const auto& n : map.nodes) {
+    Node node{n, nullptr};
+    auto old = placement_->nodes.find(n.id);
+    if (old != placement_->nodes.end() && old->second.info.addr == n.addr) {
+      node.channel = old->second.channel;
+    } else {
+      node.channel = std::make_shared<rpc::Channel>(n.addr);
+      suspect_until_.erase(n.id);  // a new address is a new chance
+    }
+    p->nodes.emplace(n.id, std::move(node));
+  }
+  placement_ = std::move(p);
+}
+
+uint64_t Client::epoch() const { return Current()->map.epoch; }
+wire::ClusterMap Client::map() const { return Current()->map; }
+
+std::shared_ptr<const Client::Placement> Client::Current() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return placement_;
+}
+
+bool Client::Usable(const Placement& p, uint32_t id) const {
+  auto it = p.nodes.find(id);
+  if (it == p.nodes.end() || !it->second.info.alive) return false;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto s = suspect_until_.find(id);
+  return s == suspect_until_.end() || s->second < std::chrono::steady_clock::now();
+}
+
+void Client::MarkSuspect(uint32_t id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  suspect_until_[id] =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(opts_.suspect_ms);
+}
+
+std::vector<uint32_t> Client::Replicas(uint64_t ino, uint64_t index) const {
+  auto p = Current();
+  return p->ring.Replicas(ring::Ring::BlockKey(ino, index), p->map.replicas);
+}
+
+Status Client::Write(uint64_t ino, uint64_t index, uint32_t offset,
+                     std::shared_ptr<const std::string> buf, size_t buf_offset, size_t len,
+                     bool sync, std::vector<uint32_t>* written_to) {
+  auto p = Current();
+  auto replicas = p->ring.Replicas(ring::Ring::BlockKey(ino, index), p->map.replicas);
+  if (replicas.empty()) return Status::Error(ENOSPC, "no block nodes in the cluster map");
+  const size_t need = std::min<size_t>(opts_.min_write_copies, replicas.size());
+  // Route around nodes known to be down, unless too few would remain.
+  std::vector<uint32_t> targets;
+  for (uint32_t id : replicas)
+    if (Usable(*p, id)) targets.push_back(id);
+  if (targets.size() < need) targets = replicas;
+
+  wire::BlockRequest req{ino, index, offset, static_cast<uint32_t>(len), 0,
+                         sync ? static_cast<uint32_t>(wire::kBlockSyncNow) : 0u};
+  const std::string body = codec::Encode(req);
+  std::vector<rpc::Pending> calls;
+  for (uint32_t id : targets) {
+    zmq::message_t data = rpc::ShareBytes(buf, buf_offset, len);
+    calls.push_back(p->nodes.at(id).channel->Start(wire::Op::kBlockWrite, body, &data,
+                                                   opts_.timeout_ms));
+  }
+  size_t acked = 0;
+  Status first_error;
+  for (size_t i = 0; i < calls.size(); i++) {
+    auto r = calls[i].Wait(opts_.timeout_ms);
+    if (r.ok()) {
+      acked++;
+      if (written_to) written_to->push_back(targets[i]);
+      continue;
+    }
+    if (IsNodeFailure(r.status().code())) MarkSuspect(targets[i]);
+    LOG_WARN("write ino %lu block %lu to node %u: %s", (unsigned long)ino, (unsigned long)index,
+             targets[i], r.status().ToString().c_str());
+    if (first_error.ok()) first_error = r.status();
+  }
+  if (acked >= need) return Status::OK();
+  int code = first_error.code() == ENOSPC ? ENOSPC : EIO;
+  return Status::Error(code, "block written to " + std::to_string(acked) + " of " +
+                                 std::to_string(replicas.size()) + " replicas: " +
+                                 first_error.ToString());
+}
+
+Result<BlockData> Client::Read(uint64_t ino, uint64_t index, uint32_t offset, uint32_t len) {
+  auto p = Current();
+  auto replicas = p->ring.Replicas(ring::Ring::BlockKey(ino, index), p->map.replicas);
+  // Healthy replicas first, then the rest as a last resort.
+  std::vector<uint32_t> order;
+  for (uint32_t id : replicas)
+    if (Usable(*p, id)) order.push_back(id);
+  for (uint32_t id : replicas)
+    if (!Usable(*p, id)) order.push_back(id);
+
+  wire::BlockRequest req{ino, index, offset, len, 0, 0};
+  const std::string body = codec::Encode(req);
+  size_t missing = 0;
+  Status last = Status::Error(EIO, "no replica could be read");
+  for (uint32_t id : order) {
+    auto r = p->nodes.at(id).channel->Call(wire::Op::kBlockRead, body, nullptr, opts_.timeout_ms);
+    if (r.ok()) {
+      wire::BlockReply rep;
+      Status st = r->DecodeBody(rep);
+      if (st.ok() && r->has_data && r->data.size() == rep.length && rep.length <= len) {
+        return BlockData{std::move(r->data), rep.length};
+      }
+      last = Status::Error(EIO, "malformed read reply from node " + std::to_string(id));
+      continue;
+    }
+    if (r.status().code() == ENOENT) {
+      missing++;
+      continue;
+    }
+    if (IsNodeFailure(r.status().code())) MarkSuspect(id);
+    LOG_WARN("read ino %lu block %lu from node %u: %s", (unsigned long)ino, (unsigned long)index,
+             id, r.status().ToString().c_str());
+    last = r.status();
+  }
+  // A written block is on at least min_write_copies replicas; when enough
+  // replicas deny having it, it was never written: a hole.
+  const size_t need = std::min<size_t>(opts_.min_write_copies, replicas.size());
+  if (missing > 0 && missing >= replicas.size() - need + 1) return BlockData{{}, 0};
+  if (replicas.empty()) return BlockData{{}, 0};
+  return Status::Error(EIO, "block " + std::to_string(index) + ": " + last.ToString());
+}
+
+Status Client::Truncate(uint64_t ino, uint64_t size) {
+  auto p = Current();
+  wire::BlockRequest req{ino, 0, 0, 0, size, 0};
+  const std::string body = codec::Encode(req);
+  std::vector<std::pair<uint32_t, rpc::Pending>> calls;
+  for (const auto& [id, node] : p->nodes) {
+    if (!Usable(*p, id)) continue;  // a down node keeps its tail until repair
+    calls.emplace_back(id, node.channel->Start(wire::Op::kBlockTruncate, body, nullptr,
+                                               opts_.timeout_ms));
+  }
+  Status result;
+  for (auto& [id, call] : calls) {
+    auto r = call.Wait(opts_.timeout_ms);
+    if (r.ok()) continue;
+    if (IsNodeFailure(r.status().code())) {
+      MarkSuspect(id);
+      continue;
+    }
+    result = r.status();
+  }
+  return result;
+}
+
+Status Client::Sync(const std::set<uint32_t>& nodes) {
+  auto p = Current();
+  std::vector<std::pair<uint32_t, rpc::Pending>> calls;
+  for (uint32_t id : nodes) {
+    auto it = p->nodes.find(id);
+    if (it == p->nodes.end()) continue;
+    calls.emplace_back(id, it->second.channel->Start(wire::Op::kBlockSync, codec::Encode(wire::BlockRequest{}),
+                                                     nullptr, opts_.timeout_ms));
+  }
+  size_t synced = 0;
+  Status first_error;
+  for (auto& [id, call] : calls) {
+    auto r = call.Wait(opts_.timeout_ms * 4);  // syncfs may take a while
+    if (r.ok()) {
+      synced++;
+    } else {
+      if (IsNodeFailure(r.status().code())) MarkSuspect(id);
+      if (first_error.ok()) first_error = r.status();
+    }
+  }
+  if (synced == calls.size()) return Status::OK();
+  const size_t need = std::min<size_t>(opts_.min_write_copies, calls.size());
+  if (synced >= need) return Status::OK();
+  return Status::Error(EIO, "sync failed: " + first_error.ToString());
+}
+
+Status Client::Call(uint32_t node, wire::Op op, const wire::BlockRequest& req,
+                    wire::BlockReply* rep) {
+  auto p = Current();
+  auto it = p->nodes.find(node);
+  if (it == p->nodes.end()) return Status::Error(ENXIO, "no node " + std::to_string(node));
+  return it->second.channel->Invoke(op, req, rep, opts_.timeout_ms);
+}
+
+}  // namespace ringfs::blockd

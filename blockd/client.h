@@ -1,0 +1,80 @@
+// Placement-aware, replicated block I/O: the client side of the block
+// daemons. The ring (built from the cluster map) names each block's replicas;
+// writes fan out to all of them in parallel, reads go to one healthy replica
+// and fail over to the next.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "common/rpc.h"
+#include "common/wire.h"
+#include "ring/ring.h"
+
+namespace ringfs::blockd {
+
+struct ClientOptions {
+  int timeout_ms = 5000;        // one block RPC; a dead peer costs at most this once
+  int suspect_ms = 5000;        // after a failure, a node is skipped this long
+  uint32_t min_write_copies = 2;  // below this many acknowledged copies a write fails
+};
+
+// A read result: `data` holds `length` bytes of the block starting at the
+// requested offset; bytes past `length` up to the requested size are zeros.
+struct BlockData {
+  zmq::message_t data;
+  uint32_t length = 0;
+};
+
+class Client {
+ public:
+  explicit Client(ClientOptions opts = {});
+
+  // Installs a new cluster map (rebuilds the ring; keeps connections).
+  void SetMap(const wire::ClusterMap& map);
+  uint64_t epoch() const;
+  wire::ClusterMap map() const;
+
+  std::vector<uint32_t> Replicas(uint64_t ino, uint64_t index) const;
+
+  // Writes `len` bytes of `buf` at `buf_offset` to block (ino, index) at
+  // `offset` on every replica. `written_to` receives the nodes that acked.
+  Status Write(uint64_t ino, uint64_t index, uint32_t offset,
+               std::shared_ptr<const std::string> buf, size_t buf_offset, size_t len, bool sync,
+               std::vector<uint32_t>* written_to = nullptr);
+  // Reads from the first healthy replica; a block no replica holds is a hole.
+  Result<BlockData> Read(uint64_t ino, uint64_t index, uint32_t offset, uint32_t len);
+  // Cuts the inode's data to `size` bytes on every node.
+  Status Truncate(uint64_t ino, uint64_t size);
+  // Makes everything written so far durable on the given nodes.
+  Status Sync(const std::set<uint32_t>& nodes);
+
+  // Direct calls to one node (CLI, tests).
+  Status Call(uint32_t node, wire::Op op, const wire::BlockRequest& req, wire::BlockReply* rep);
+
+ private:
+  struct Node {
+    wire::NodeInfo info;
+    std::shared_ptr<rpc::Channel> channel;
+  };
+  struct Placement {
+    wire::ClusterMap map;
+    ring::Ring ring;
+    std::map<uint32_t, Node> nodes;
+  };
+  std::shared_ptr<const Placement> Current() const;
+  bool Usable(const Placement& p, uint32_t id) const;
+  void MarkSuspect(uint32_t id);
+
+  ClientOptions opts_;
+  mutable std::mutex mu_;
+  std::shared_ptr<const Placement> placement_;
+  std::map<uint32_t, std::chrono::steady_clock::time_point> suspect_until_;
+};
+
+}  // namespace ringfs::blockd

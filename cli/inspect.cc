@@ -1,0 +1,109 @@
+#include "cli/inspect.h"
+
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <map>
+#include <set>
+
+#include "blockd/client.h"
+#include "cli/process.h"
+#include "meta/client.h"
+
+namespace ringfs::cli {
+
+namespace {
+
+std::string Human(uint64_t bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+  double v = static_cast<double>(bytes);
+  int u = 0;
+  while (v >= 1024 && u < 5) v /= 1024, u++;
+  char buf[32];
+  snprintf(buf, sizeof buf, u ? "%.1f %s" : "%.0f %s", v, units[u]);
+  return buf;
+}
+
+Result<wire::ClusterMap> FetchMap(const std::string& meta) {
+  meta::Client client(meta, 3000, 0);
+  auto map = client.GetMap();
+  if (!map.ok()) {
+    return Status::Error(map.status().code(),
+                         "metadata service " + meta + " unreachable: " + map.status().ToString());
+  }
+  return map;
+}
+
+}  // namespace
+
+Status PrintStatus(const std::string& meta) {
+  ASSIGN_OR_RETURN(wire::ClusterMap map, FetchMap(meta));
+  blockd::Client blocks;
+  blocks.SetMap(map);
+  printf("cluster map epoch %lu, replicas %u, %zu node(s); meta %s\n", (unsigned long)map.epoch,
+         map.replicas, map.nodes.size(), meta.c_str());
+  printf("%-4s %-24s %-10s %-6s %12s %12s %10s\n", "ID", "ADDRESS", "ZONE", "STATE", "CAPACITY",
+         "USED", "BLOCKS");
+  for (const auto& n : map.nodes) {
+    wire::NodeInfo s = n;
+    // Ask the node itself for fresh numbers; fall back to its last heartbeat.
+    wire::BlockReply rep;
+    bool live = n.alive && blocks.Call(n.id, wire::Op::kBlockStat, {}, &rep).ok();
+    if (live) s.capacity = rep.stats.capacity, s.used = rep.stats.used, s.blocks = rep.stats.blocks;
+    printf("%-4u %-24s %-10s %-6s %12s %12s %10lu\n", n.id, n.addr.c_str(), n.zone.c_str(),
+           n.alive ? "up" : "down", Human(s.capacity).c_str(), Human(s.used).c_str(),
+           (unsigned long)s.blocks);
+  }
+  return Status::OK();
+}
+
+Status PrintLocate(const std::string& path, const std::string& meta_override) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) return Status::Error(errno, path);
+  std::string meta = meta_override;
+  if (meta.empty()) {
+    ASSIGN_OR_RETURN(auto mount, FindRingfsMount(path));
+    const std::string prefix = "ringfs:";
+    if (mount.first.compare(0, prefix.size(), prefix) != 0)
+      return Status::Error(EINVAL, "unexpected mount source " + mount.first);
+    meta = mount.first.substr(prefix.size());
+  }
+  if (!S_ISREG(st.st_mode)) return Status::Error(EINVAL, path + " is not a regular file");
+  ASSIGN_OR_RETURN(wire::ClusterMap map, FetchMap(meta));
+  blockd::Client blocks;
+  blocks.SetMap(map);
+  const uint64_t ino = st.st_ino;
+  // What each node really holds, asked of the node (not derived from the ring).
+  std::map<uint64_t, std::set<uint32_t>> held;
+  std::set<uint32_t> unreachable;
+  for (const auto& n : map.nodes) {
+    wire::BlockRequest req;
+    req.ino = ino;
+    wire::BlockReply rep;
+    if (!blocks.Call(n.id, wire::Op::kBlockList, req, &rep).ok()) {
+      unreachable.insert(n.id);
+      continue;
+    }
+    for (uint64_t idx : rep.indices) held[idx].insert(n.id);
+  }
+  const uint64_t nblocks = (static_cast<uint64_t>(st.st_size) + wire::kBlockSize - 1) / wire::kBlockSize;
+  printf("%s: inode %lu, %ld bytes, %lu block(s) of %u bytes\n", path.c_str(), (unsigned long)ino,
+         (long)st.st_size, (unsigned long)nblocks, wire::kBlockSize);
+  auto names = [&](const std::vector<uint32_t>& ids) {
+    std::string s;
+    for (uint32_t id : ids) s += (s.empty() ? "" : ",") + std::to_string(id);
+    return s.empty() ? std::string("-") : s;
+  };
+  for (uint64_t i = 0; i < nblocks; i++) {
+    auto want = blocks.Replicas(ino, i);
+    auto it = held.find(i);
+    std::vector<uint32_t> have;
+    if (it != held.end()) have.assign(it->second.begin(), it->second.end());
+    printf("block %lu: placement %s; held by %s%s\n", (unsigned long)i, names(want).c_str(),
+           names(have).c_str(), have.empty() ? " (hole)" : "");
+  }
+  for (uint32_t id : unreachable) printf("node %u did not answer\n", id);
+  return Status::OK();
+}
+
+}  // namespace ringfs::cli

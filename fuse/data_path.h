@@ -1,0 +1,53 @@
+// File data between the FUSE client and the block daemons: write-back of
+// buffered extents (uploaded in order per block, in parallel across blocks),
+// reads through the block cache with sequential read-ahead.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "blockd/client.h"
+#include "common/thread_pool.h"
+#include "fuse/block_cache.h"
+#include "fuse/inode.h"
+#include "fuse/options.h"
+
+namespace ringfs::fuse {
+
+class DataPath {
+ public:
+  DataPath(blockd::Client& blocks, const Options& opts);
+
+  // Buffers a write; blocks that fill up start uploading at once. Waits only
+  // when too many bytes are in flight.
+  Status Write(const std::shared_ptr<Inode>& inode, uint64_t off, const char* buf, size_t size);
+  // Uploads everything buffered and waits until all replicas acknowledged.
+  Status Flush(const std::shared_ptr<Inode>& inode);
+  // Flush, then make the written blocks durable on their nodes.
+  Status Sync(const std::shared_ptr<Inode>& inode);
+  // Reads [off, off+size) of a file of `file_size` bytes.
+  Result<std::string> Read(const std::shared_ptr<Inode>& inode, uint64_t off, size_t size,
+                           uint64_t file_size);
+  // Cuts the file's data to `size` bytes on every node.
+  Status Truncate(const std::shared_ptr<Inode>& inode, uint64_t size);
+  void DropCache(uint64_t ino) { cache_.EraseInode(ino); }
+
+ private:
+  void SubmitLocked(const std::shared_ptr<Inode>& inode, uint64_t index, Extent ext);
+  void Drain(std::shared_ptr<Inode> inode, uint64_t index);
+  void WaitForRoom();
+  Status FetchWhole(uint64_t ino, uint64_t index, std::shared_ptr<CachedBlock>* out);
+  void Prefetch(const std::shared_ptr<Inode>& inode, uint64_t index, uint64_t file_size);
+
+  blockd::Client& blocks_;
+  const Options& opts_;
+  BlockCache cache_;
+  ThreadPool uploads_;
+  ThreadPool readers_;
+  std::mutex room_mu_;
+  std::condition_variable room_cv_;
+  uint64_t inflight_ = 0;
+};
+
+}  // namespace ringfs::fuse

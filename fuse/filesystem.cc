@@ -1,0 +1,200 @@
+#include "fuse/filesystem.h"
+
+#include <chrono>
+
+#include "common/log.h"
+
+namespace ringfs::fuse {
+
+Filesystem::Filesystem(Options opts) : opts_(std::move(opts)) {}
+
+Filesystem::~Filesystem() { Stop(); }
+
+void Filesystem::Start() {
+  meta_ = std::make_unique<meta::Client>(opts_.meta);
+  auto map = meta_->GetMap();
+  if (map.ok()) {
+    blocks_.SetMap(*map);
+  } else {
+    LOG_ERROR("cannot read the cluster map from %s: %s", opts_.meta.c_str(),
+              map.status().ToString().c_str());
+  }
+  data_ = std::make_unique<DataPath>(blocks_, opts_);
+  background_ = std::make_unique<ThreadPool>(1);
+  map_thread_ = std::thread([this] { RefreshMapLoop(); });
+}
+
+void Filesystem::Stop() {
+  if (stop_.exchange(true)) return;
+  stop_cv_.notify_all();
+  if (map_thread_.joinable()) map_thread_.join();
+  background_.reset();
+  data_.reset();
+}
+
+void Filesystem::RefreshMapLoop() {
+  std::unique_lock<std::mutex> lock(stop_mu_);
+  while (!stop_) {
+    stop_cv_.wait_for(lock, std::chrono::milliseconds(opts_.map_refresh_ms));
+    if (stop_) break;
+    lock.unlock();
+    wire::MetaReply rep;
+    wire::MetaRequest req;
+    Status st = meta_->Call(wire::Op::kGetMap, req, &rep);
+    if (st.ok() && (rep.map.epoch != blocks_.epoch() || blocks_.map().nodes.size() != rep.map.nodes.size())) {
+      blocks_.SetMap(rep.map);
+    }
+    lock.lock();
+  }
+}
+
+Status Filesystem::MetaCall(wire::Op op, wire::MetaRequest& req, wire::MetaReply* rep,
+                            fuse_req_t freq) {
+  if (freq) {
+    const fuse_ctx* ctx = fuse_req_ctx(freq);
+    req.uid = ctx->uid;
+    req.gid = ctx->gid;
+    req.umask = ctx->umask;
+  }
+  return meta_->Call(op, req, rep);
+}
+
+std::shared_ptr<Inode> Filesystem::Get(uint64_t ino) {
+  std::lock_guard<std::mutex> lock(table_mu_);
+  auto& slot = table_[ino];
+  if (!slot) slot = std::make_shared<Inode>(ino);
+  return slot;
+}
+
+std::shared_ptr<Inode> Filesystem::Find(uint64_t ino) {
+  std::lock_guard<std::mutex> lock(table_mu_);
+  auto it = table_.find(ino);
+  return it == table_.end() ? nullptr : it->second;
+}
+
+double Filesystem::AttrTimeout(const wire::Attr& a) const {
+  return S_ISDIR(a.mode) ? opts_.dir_attr_timeout : opts_.file_attr_timeout;
+}
+
+void Filesystem::FillStat(const wire::Attr& a, struct stat* st) const {
+  *st = {};
+  st->st_ino = a.ino;
+  st->st_mode = a.mode;
+  st->st_nlink = a.nlink;
+  st->st_uid = a.uid;
+  st->st_gid = a.gid;
+  st->st_rdev = a.rdev;
+  st->st_size = static_cast<off_t>(a.size);
+  st->st_blksize = 1 << 20;  // large, so cp and friends use large buffers
+  st->st_blocks = static_cast<blkcnt_t>((a.size + 511) / 512);
+  st->st_atim = {a.atime.sec, a.atime.nsec};
+  st->st_mtim = {a.mtime.sec, a.mtime.nsec};
+  st->st_ctim = {a.ctime.sec, a.ctime.nsec};
+}
+
+void Filesystem::Remember(const wire::Attr& attr, fuse_entry_param* e) {
+  std::shared_ptr<Inode> inode;
+  {
+    std::lock_guard<std::mutex> lock(table_mu_);
+    auto& slot = table_[attr.ino];
+    if (!slot) slot = std::make_shared<Inode>(attr.ino);
+    slot->nlookup++;
+    inode = slot;
+  }
+  wire::Attr shown = attr;
+  {
+    std::lock_guard<std::mutex> lock(inode->mu);
+    if (inode->open_count == 0 || !inode->have_attr) {
+      inode->attr = attr;
+      inode->have_attr = true;
+    }
+    shown.size = inode->Size();
+  }
+  *e = {};
+  e->ino = attr.ino;
+  e->generation = 1;
+  FillStat(shown, &e->attr);
+  e->attr_timeout = AttrTimeout(attr);
+  e->entry_timeout = opts_.entry_timeout;
+}
+
+void Filesystem::Forget(uint64_t ino, uint64_t n) {
+  std::shared_ptr<Inode> gone;
+  {
+    std::lock_guard<std::mutex> lock(table_mu_);
+    auto it = table_.find(ino);
+    if (it == table_.end()) return;
+    auto& inode = it->second;
+    inode->nlookup = n >= inode->nlookup ? 0 : inode->nlookup - n;
+    if (inode->nlookup > 0 || ino == FUSE_ROOT_ID) return;
+    gone = inode;
+    table_.erase(it);
+  }
+  bool reclaim;
+  {
+    std::lock_guard<std::mutex> lock(gone->mu);
+    reclaim = gone->orphan;
+  }
+  data_->DropCache(ino);
+  if (reclaim) {
+    background_->Submit([this, ino] {
+      wire::MetaRequest req;
+      req.ino = ino;
+      Status st = meta_->Call(wire::Op::kReclaim, req, nullptr);
+      if (!st.ok()) LOG_WARN("reclaim %lu: %s", (unsigned long)ino, st.ToString().c_str());
+    });
+  }
+}
+
+void Filesystem::UpdateAttr(const wire::Attr& attr) {
+  auto inode = Find(attr.ino);
+  if (!inode) return;
+  std::lock_guard<std::mutex> lock(inode->mu);
+  inode->attr = attr;
+  inode->have_attr = true;
+}
+
+void Filesystem::NoteUnlinked(const wire::Attr& victim) {
+  if (victim.ino == 0) return;
+  auto inode = Find(victim.ino);
+  if (!inode) return;
+  std::lock_guard<std::mutex> lock(inode->mu);
+  inode->attr.nlink = victim.nlink;
+  inode->attr.ctime = victim.ctime;
+  if (victim.nlink == 0) inode->orphan = true;
+}
+
+Status Filesystem::CommitWrites(const std::shared_ptr<Inode>& inode) {
+  wire::MetaRequest req;
+  {
+    std::lock_guard<std::mutex> lock(inode->mu);
+    if (!inode->wrote) return Status::OK();
+    req.ino = inode->ino;
+    req.size = inode->write_end;
+  }
+  wire::MetaReply rep;
+  RETURN_IF_ERROR(meta_->Call(wire::Op::kCommitWrite, req, &rep));
+  std::lock_guard<std::mutex> lock(inode->mu);
+  // Our own commit moves the version by one; any other jump means another
+  // client wrote too, so cached data can no longer be trusted.
+  if (!(inode->cache_valid && rep.attr.data_version == inode->cache_version + 1)) {
+    data_->DropCache(inode->ino);
+  }
+  inode->cache_version = rep.attr.data_version;
+  inode->cache_valid = true;
+  inode->attr = rep.attr;
+  inode->have_attr = true;
+  if (!inode->HasPendingWrites() && inode->write_end <= req.size) {
+    inode->wrote = false;
+    inode->write_end = 0;
+  }
+  return Status::OK();
+}
+
+Status Filesystem::FlushAndCommit(const std::shared_ptr<Inode>& inode) {
+  Status st = data_->Flush(inode);
+  Status commit = CommitWrites(inode);
+  return st.ok() ? commit : st;
+}
+
+}  // namespace ringfs::fuse

@@ -1,0 +1,85 @@
+// The FUSE client's state shared by all operations: the metadata and block
+// clients, the inode table and the data path. The low-level operations live
+// in ops_*.cc and reach this object through fuse_req_userdata().
+#pragma once
+
+#include <sys/stat.h>
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include "blockd/client.h"
+#include "fuse/data_path.h"
+#include "fuse/fuse_api.h"
+#include "fuse/inode.h"
+#include "fuse/options.h"
+#include "meta/client.h"
+
+namespace ringfs::fuse {
+
+class Filesystem {
+ public:
+  explicit Filesystem(Options opts);
+  ~Filesystem();
+
+  // Starts threads and connections; called from FUSE init (after daemonizing).
+  void Start();
+  void Stop();
+
+  const Options& options() const { return opts_; }
+  meta::Client& meta() { return *meta_; }
+  DataPath& data() { return *data_; }
+  blockd::Client& blocks() { return blocks_; }
+
+  // A metadata call with the caller's credentials filled in.
+  Status MetaCall(wire::Op op, wire::MetaRequest& req, wire::MetaReply* rep, fuse_req_t freq);
+
+  std::shared_ptr<Inode> Get(uint64_t ino);  // creates the entry if absent
+  std::shared_ptr<Inode> Find(uint64_t ino);
+  // Records an entry handed to the kernel (lookup count +1) and fills `e`.
+  void Remember(const wire::Attr& attr, fuse_entry_param* e);
+  void Forget(uint64_t ino, uint64_t n);
+  // Updates the cached attributes of an inode the client tracks.
+  void UpdateAttr(const wire::Attr& attr);
+  // The victim of unlink/rmdir/rename: marks it orphaned when nlink hit 0.
+  void NoteUnlinked(const wire::Attr& victim);
+
+  void FillStat(const wire::Attr& a, struct stat* st) const;
+  double AttrTimeout(const wire::Attr& a) const;
+
+  // Publishes buffered writes (size, mtime) to the metadata service.
+  Status CommitWrites(const std::shared_ptr<Inode>& inode);
+  // Flush + commit: what close() waits for.
+  Status FlushAndCommit(const std::shared_ptr<Inode>& inode);
+
+ private:
+  void RefreshMapLoop();
+
+  Options opts_;
+  std::unique_ptr<meta::Client> meta_;
+  blockd::Client blocks_;
+  std::unique_ptr<DataPath> data_;
+  std::unique_ptr<ThreadPool> background_;
+
+  std::mutex table_mu_;
+  std::unordered_map<uint64_t, std::shared_ptr<Inode>> table_;
+
+  std::atomic<bool> stop_{false};
+  std::mutex stop_mu_;
+  std::condition_variable stop_cv_;
+  std::thread map_thread_;
+};
+
+inline Filesystem* Fs(fuse_req_t req) { return static_cast<Filesystem*>(fuse_req_userdata(req)); }
+
+inline void ReplyStatus(fuse_req_t req, const Status& st) { fuse_reply_err(req, st.ok() ? 0 : st.code()); }
+
+// The operation table, filled by the ops_*.cc files.
+void FillNamespaceOps(fuse_lowlevel_ops* ops);
+void FillFileOps(fuse_lowlevel_ops* ops);
+void FillXattrOps(fuse_lowlevel_ops* ops);
+
+}  // namespace ringfs::fuse

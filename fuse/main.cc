@@ -1,0 +1,145 @@
+// ringfs-mount: mounts a ringfs namespace with the libfuse low-level API.
+//   ringfs-mount --meta=tcp://HOST:PORT MOUNTPOINT [-f] [-d] [-o OPTIONS]
+#include <unistd.h>
+
+#include <cstddef>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <zmq.hpp>
+
+#include "common/codec.h"
+#include "common/log.h"
+#include "common/wire.h"
+#include "fuse/filesystem.h"
+
+namespace {
+
+using ringfs::fuse::Filesystem;
+using ringfs::fuse::Options;
+
+struct CmdOpts {
+  char* meta = nullptr;
+  int help = 0;
+};
+
+const fuse_opt kOptSpec[] = {
+    {"--meta=%s", offsetof(CmdOpts, meta), 0},
+    {"meta=%s", offsetof(CmdOpts, meta), 0},
+    {"-h", offsetof(CmdOpts, help), 1},
+    {"--help", offsetof(CmdOpts, help), 1},
+    FUSE_OPT_END,
+};
+
+void Usage(const char* prog) {
+  printf(
+      "usage: %s --meta=tcp://HOST:PORT MOUNTPOINT [options]\n"
+      "  --meta=ENDPOINT, -o meta=ENDPOINT  metadata service to mount (required)\n"
+      "  -f  stay in the foreground      -d  debug output (implies -f)\n"
+      "  -o ro, -o allow_other, ...      ordinary FUSE mount options\n",
+      prog);
+  fuse_cmdline_help();
+  fuse_lowlevel_help();
+}
+
+// Checks the metadata service answers before daemonizing, with a private
+// context that is gone before fork() (ZeroMQ threads do not survive fork).
+bool ProbeMeta(const std::string& endpoint) {
+  zmq::context_t ctx(1);
+  zmq::socket_t s(ctx, zmq::socket_type::dealer);
+  s.set(zmq::sockopt::linger, 0);
+  try {
+    s.connect(endpoint);
+  } catch (const zmq::error_t& e) {
+    fprintf(stderr, "ringfs-mount: bad endpoint %s: %s\n", endpoint.c_str(), e.what());
+    return false;
+  }
+  ringfs::wire::Envelope env;
+  env.op = static_cast<uint16_t>(ringfs::wire::Op::kGetMap);
+  env.id = 1;
+  std::string e = ringfs::codec::Encode(env), b = ringfs::codec::Encode(ringfs::wire::MetaRequest{});
+  s.send(zmq::buffer(e), zmq::send_flags::sndmore);
+  s.send(zmq::buffer(b), zmq::send_flags::none);
+  zmq::pollitem_t item = {s.handle(), 0, ZMQ_POLLIN, 0};
+  zmq::poll(&item, 1, std::chrono::milliseconds(5000));
+  if (!(item.revents & ZMQ_POLLIN)) {
+    fprintf(stderr, "ringfs-mount: metadata service at %s does not answer\n", endpoint.c_str());
+    return false;
+  }
+  return true;
+}
+
+void Init(void* userdata, fuse_conn_info* conn) {
+  auto* fs = static_cast<Filesystem*>(userdata);
+  conn->max_write = 1 << 20;
+  conn->max_readahead = 4 << 20;
+  conn->max_background = 64;
+  conn->congestion_threshold = 48;
+  // Sizes come from this client, refreshed at open; the kernel must not
+  // re-ask on every read.
+  conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+  if (conn->capable & FUSE_CAP_PARALLEL_DIROPS) conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+  fs->Start();
+}
+
+void Destroy(void* userdata) { static_cast<Filesystem*>(userdata)->Stop(); }
+
+}  // namespace
+
+int main(int argc, char* argv[]) {
+  fuse_args args = FUSE_ARGS_INIT(argc, argv);
+  CmdOpts cmd;
+  if (fuse_opt_parse(&args, &cmd, kOptSpec, nullptr) == -1) return 2;
+  fuse_cmdline_opts opts{};
+  if (fuse_parse_cmdline(&args, &opts) != 0) return 2;
+  if (cmd.help || opts.show_help) {
+    Usage(argv[0]);
+    return 0;
+  }
+  if (opts.show_version) {
+    printf("ringfs-mount, FUSE library %s\n", fuse_pkgversion());
+    return 0;
+  }
+  if (!cmd.meta || !opts.mountpoint) {
+    fprintf(stderr, "ringfs-mount: need --meta=ENDPOINT and a mountpoint (see --help)\n");
+    return 2;
+  }
+  if (!ProbeMeta(cmd.meta)) return 1;
+  // Permission checks are the kernel's, against the attributes we report.
+  // The source names the metadata service, so tools (ringfs locate) can find it.
+  std::string kernel_opts =
+      std::string("-odefault_permissions,subtype=ringfs,fsname=ringfs:") + cmd.meta;
+  fuse_opt_add_arg(&args, kernel_opts.c_str());
+
+  Options o;
+  o.meta = cmd.meta;
+  Filesystem fs(o);
+  fuse_lowlevel_ops ops{};
+  ops.init = Init;
+  ops.destroy = Destroy;
+  ringfs::fuse::FillNamespaceOps(&ops);
+  ringfs::fuse::FillFileOps(&ops);
+  ringfs::fuse::FillXattrOps(&ops);
+
+  int ret = 1;
+  fuse_session* se = fuse_session_new(&args, &ops, sizeof ops, &fs);
+  if (se) {
+    if (fuse_set_signal_handlers(se) == 0) {
+      if (fuse_session_mount(se, opts.mountpoint) == 0) {
+        fuse_daemonize(opts.foreground);
+        fuse_loop_config* cfg = fuse_loop_cfg_create();
+        fuse_loop_cfg_set_max_threads(cfg, 64);
+        fuse_loop_cfg_set_idle_threads(cfg, 16);
+        ret = fuse_session_loop_mt(se, cfg);
+        fuse_loop_cfg_destroy(cfg);
+        fuse_session_unmount(se);
+      }
+      fuse_remove_signal_handlers(se);
+    }
+    fuse_session_destroy(se);
+  }
+  free(opts.mountpoint);
+  free(cmd.meta);
+  fuse_opt_free_args(&args);
+  return ret ? 1 : 0;
+}

@@ -1,0 +1,127 @@
+// File operations: open/create refresh attributes from the metadata service
+// (close-to-open), writes are buffered, flush/fsync wait for the replicas.
+#include <fcntl.h>
+
+#include "fuse/filesystem.h"
+
+namespace ringfs::fuse {
+
+namespace {
+
+using wire::Op;
+
+// Records an open of `inode` whose current metadata is `fresh`; returns
+// whether the kernel's page cache may be kept.
+bool NoteOpen(Filesystem* fs, const std::shared_ptr<Inode>& inode, const wire::Attr& fresh) {
+  std::lock_guard<std::mutex> lock(inode->mu);
+  const bool keep = inode->cache_valid && inode->cache_version == fresh.data_version;
+  if (!keep) fs->data().DropCache(inode->ino);
+  inode->cache_version = fresh.data_version;
+  inode->cache_valid = true;
+  if (!inode->wrote) inode->attr = fresh;
+  inode->have_attr = true;
+  inode->open_count++;
+  return keep;
+}
+
+void DoOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  Filesystem* fs = Fs(req);
+  wire::MetaRequest m;
+  m.ino = ino;
+  wire::MetaReply r;
+  Status st = fs->MetaCall(Op::kGetAttr, m, &r, req);
+  if (!st.ok()) return ReplyStatus(req, st);
+  if (S_ISDIR(r.attr.mode)) return (void)fuse_reply_err(req, EISDIR);
+  auto inode = fs->Get(ino);
+  fi->keep_cache = NoteOpen(fs, inode, r.attr);
+  fi->fh = 0;
+  if (fuse_reply_open(req, fi) != 0) {  // interrupted: no release will follow
+    std::lock_guard<std::mutex> lock(inode->mu);
+    inode->open_count--;
+  }
+}
+
+void DoCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
+  Filesystem* fs = Fs(req);
+  wire::MetaRequest m;
+  m.parent = parent;
+  m.name = name;
+  m.mode = (mode & ~S_IFMT) | S_IFREG;
+  wire::MetaReply r;
+  Status st = fs->MetaCall(Op::kMknod, m, &r, req);
+  if (!st.ok()) return ReplyStatus(req, st);
+  fuse_entry_param e;
+  fs->Remember(r.attr, &e);
+  auto inode = fs->Get(r.attr.ino);
+  NoteOpen(fs, inode, r.attr);
+  fi->keep_cache = 1;
+  fi->fh = 0;
+  if (fuse_reply_create(req, &e, fi) != 0) {
+    std::lock_guard<std::mutex> lock(inode->mu);
+    inode->open_count--;
+  }
+}
+
+void DoRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
+  Filesystem* fs = Fs(req);
+  auto inode = fs->Get(ino);
+  uint64_t file_size;
+  {
+    std::lock_guard<std::mutex> lock(inode->mu);
+    file_size = inode->Size();
+  }
+  auto r = fs->data().Read(inode, static_cast<uint64_t>(off), size, file_size);
+  if (!r.ok()) return ReplyStatus(req, r.status());
+  fuse_reply_buf(req, r->data(), r->size());
+}
+
+void DoWrite(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off,
+             fuse_file_info*) {
+  Filesystem* fs = Fs(req);
+  auto inode = fs->Get(ino);
+  Status st = fs->data().Write(inode, static_cast<uint64_t>(off), buf, size);
+  if (!st.ok()) return ReplyStatus(req, st);
+  fuse_reply_write(req, size);
+}
+
+void DoFlush(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+  Filesystem* fs = Fs(req);
+  auto inode = fs->Find(ino);
+  if (!inode) return (void)fuse_reply_err(req, 0);
+  ReplyStatus(req, fs->FlushAndCommit(inode));
+}
+
+void DoRelease(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+  Filesystem* fs = Fs(req);
+  auto inode = fs->Find(ino);
+  if (!inode) return (void)fuse_reply_err(req, 0);
+  Status st = fs->FlushAndCommit(inode);  // normally already done by flush
+  {
+    std::lock_guard<std::mutex> lock(inode->mu);
+    if (inode->open_count > 0) inode->open_count--;
+    if (inode->open_count == 0) inode->no_caps = false;
+  }
+  ReplyStatus(req, st);
+}
+
+void DoFsync(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info*) {
+  Filesystem* fs = Fs(req);
+  auto inode = fs->Get(ino);
+  Status st = fs->data().Sync(inode);
+  if (st.ok()) st = fs->CommitWrites(inode);
+  ReplyStatus(req, st);
+}
+
+}  // namespace
+
+void FillFileOps(fuse_lowlevel_ops* ops) {
+  ops->open = DoOpen;
+  ops->create = DoCreate;
+  ops->read = DoRead;
+  ops->write = DoWrite;
+  ops->flush = DoFlush;
+  ops->release = DoRelease;
+  ops->fsync = DoFsync;
+}
+
+}  // namespace ringfs::fuse

@@ -1,0 +1,271 @@
+// Namespace operations: each asks the metadata service and replies once.
+#include <linux/fs.h>
+
+#include <cstring>
+
+#include "fuse/filesystem.h"
+
+namespace ringfs::fuse {
+
+namespace {
+
+using wire::Op;
+
+void ReplyEntry(fuse_req_t req, const wire::Attr& attr) {
+  fuse_entry_param e;
+  Fs(req)->Remember(attr, &e);
+  fuse_reply_entry(req, &e);
+}
+
+void ReplyAttr(fuse_req_t req, const wire::Attr& attr) {
+  struct stat st;
+  Fs(req)->FillStat(attr, &st);
+  fuse_reply_attr(req, &st, Fs(req)->AttrTimeout(attr));
+}
+
+void DoLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  wire::MetaRequest m;
+  m.parent = parent;
+  m.name = name;
+  wire::MetaReply r;
+  Status st = Fs(req)->MetaCall(Op::kLookup, m, &r, req);
+  if (st.code() == ENOENT) {
+    // A negative entry the kernel must not cache: another client may create it.
+    fuse_entry_param e{};
+    e.ino = 0;
+    e.entry_timeout = 0;
+    fuse_reply_entry(req, &e);
+    return;
+  }
+  if (!st.ok()) return ReplyStatus(req, st);
+  ReplyEntry(req, r.attr);
+}
+
+void DoForget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
+  Fs(req)->Forget(ino, nlookup);
+  fuse_reply_none(req);
+}
+
+void DoForgetMulti(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
+  for (size_t i = 0; i < count; i++) Fs(req)->Forget(forgets[i].ino, forgets[i].nlookup);
+  fuse_reply_none(req);
+}
+
+void DoGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+  Filesystem* fs = Fs(req);
+  // A file open here is answered locally: its attributes were refreshed at
+  // open and include this client's own writes.
+  if (auto inode = fs->Find(ino)) {
+    std::unique_lock<std::mutex> lock(inode->mu);
+    if (inode->open_count > 0 && inode->have_attr) {
+      wire::Attr a = inode->attr;
+      a.size = inode->Size();
+      lock.unlock();
+      return ReplyAttr(req, a);
+    }
+  }
+  wire::MetaRequest m;
+  m.ino = ino;
+  wire::MetaReply r;
+  Status st = fs->MetaCall(Op::kGetAttr, m, &r, req);
+  if (!st.ok()) return ReplyStatus(req, st);
+  fs->UpdateAttr(r.attr);
+  ReplyAttr(req, r.attr);
+}
+
+void DoSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info*) {
+  Filesystem* fs = Fs(req);
+  auto inode = fs->Get(ino);
+  wire::MetaRequest m;
+  m.ino = ino;
+  // Buffered writes land first, so their commit cannot undo this change.
+  Status st = fs->FlushAndCommit(inode);
+  if (!st.ok()) return ReplyStatus(req, st);
+  if (to_set & FUSE_SET_ATTR_MODE) m.mask |= wire::kSetMode, m.mode = attr->st_mode;
+  if (to_set & FUSE_SET_ATTR_UID) m.mask |= wire::kSetUid, m.uid = attr->st_uid;
+  if (to_set & FUSE_SET_ATTR_GID) m.mask |= wire::kSetGid, m.gid = attr->st_gid;
+  if (to_set & FUSE_SET_ATTR_ATIME) {
+    m.mask |= wire::kSetAtime;
+    m.atime = {attr->st_atim.tv_sec, static_cast<uint32_t>(attr->st_atim.tv_nsec)};
+  }
+  if (to_set & FUSE_SET_ATTR_MTIME) {
+    m.mask |= wire::kSetMtime;
+    m.mtime = {attr->st_mtim.tv_sec, static_cast<uint32_t>(attr->st_mtim.tv_nsec)};
+  }
+  if (to_set & FUSE_SET_ATTR_ATIME_NOW) m.mask |= wire::kSetAtimeNow;
+  if (to_set & FUSE_SET_ATTR_MTIME_NOW) m.mask |= wire::kSetMtimeNow;
+  if (to_set & FUSE_SET_ATTR_CTIME) m.mask |= wire::kSetCtime;
+  if (to_set & FUSE_SET_ATTR_SIZE) {
+    m.mask |= wire::kSetSize;
+    m.size = static_cast<uint64_t>(attr->st_size);
+    st = fs->data().Truncate(inode, m.size);
+    if (!st.ok()) return ReplyStatus(req, st);
+  }
+  // Called directly, not through MetaCall, which would overwrite uid/gid
+  // with the caller's: here they are the requested owner.
+  wire::MetaReply r;
+  st = fs->meta().Call(Op::kSetAttr, m, &r);
+  if (!st.ok()) return ReplyStatus(req, st);
+  {
+    std::lock_guard<std::mutex> lock(inode->mu);
+    if ((to_set & FUSE_SET_ATTR_SIZE) && inode->cache_valid &&
+        r.attr.data_version == inode->cache_version + 1) {
+      inode->cache_version = r.attr.data_version;
+    }
+    inode->attr = r.attr;
+    inode->have_attr = true;
+  }
+  ReplyAttr(req, r.attr);
+}
+
+void MakeNode(fuse_req_t req, Op op, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev,
+              const char* target) {
+  wire::MetaRequest m;
+  m.parent = parent;
+  m.name = name;
+  m.mode = mode;
+  m.rdev = static_cast<uint32_t>(rdev);
+  if (target) m.value = target;
+  wire::MetaReply r;
+  Status st = Fs(req)->MetaCall(op, m, &r, req);
+  if (!st.ok()) return ReplyStatus(req, st);
+  ReplyEntry(req, r.attr);
+}
+
+void DoMknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
+  MakeNode(req, Op::kMknod, parent, name, mode, rdev, nullptr);
+}
+
+void DoMkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
+  MakeNode(req, Op::kMkdir, parent, name, mode | S_IFDIR, 0, nullptr);
+}
+
+void DoSymlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name) {
+  MakeNode(req, Op::kSymlink, parent, name, S_IFLNK | 0777, 0, link);
+}
+
+void DoLink(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname) {
+  wire::MetaRequest m;
+  m.ino = ino;
+  m.newparent = newparent;
+  m.newname = newname;
+  wire::MetaReply r;
+  Status st = Fs(req)->MetaCall(Op::kLink, m, &r, req);
+  if (!st.ok()) return ReplyStatus(req, st);
+  ReplyEntry(req, r.attr);
+}
+
+void Remove(fuse_req_t req, Op op, fuse_ino_t parent, const char* name) {
+  wire::MetaRequest m;
+  m.parent = parent;
+  m.name = name;
+  wire::MetaReply r;
+  Status st = Fs(req)->MetaCall(op, m, &r, req);
+  if (st.ok()) Fs(req)->NoteUnlinked(r.attr);
+  ReplyStatus(req, st);
+}
+
+void DoUnlink(fuse_req_t req, fuse_ino_t parent, const char* name) { Remove(req, Op::kUnlink, parent, name); }
+void DoRmdir(fuse_req_t req, fuse_ino_t parent, const char* name) { Remove(req, Op::kRmdir, parent, name); }
+
+void DoRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent,
+              const char* newname, unsigned int flags) {
+  wire::MetaRequest m;
+  m.parent = parent;
+  m.name = name;
+  m.newparent = newparent;
+  m.newname = newname;
+  m.flags = flags;
+  wire::MetaReply r;
+  Status st = Fs(req)->MetaCall(Op::kRename, m, &r, req);
+  if (st.ok()) Fs(req)->NoteUnlinked(r.attr);
+  ReplyStatus(req, st);
+}
+
+void DoReadlink(fuse_req_t req, fuse_ino_t ino) {
+  wire::MetaRequest m;
+  m.ino = ino;
+  wire::MetaReply r;
+  Status st = Fs(req)->MetaCall(Op::kReadlink, m, &r, req);
+  if (!st.ok()) return ReplyStatus(req, st);
+  fuse_reply_readlink(req, r.value.c_str());
+}
+
+void DoOpendir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+  fi->fh = 0;
+  fuse_reply_open(req, fi);
+}
+
+// Offsets: 1 and 2 are "." and ".."; an entry with metadata cookie c has
+// offset c + 2, so a listing resumes exactly after the last entry returned.
+void DoReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
+  std::string buf(size, '\0');
+  size_t used = 0;
+  auto add = [&](const char* name, uint64_t child, uint32_t mode, off_t next) {
+    struct stat st {};
+    st.st_ino = child;
+    st.st_mode = mode;
+    size_t need = fuse_add_direntry(req, nullptr, 0, name, &st, next);
+    if (used + need > size) return false;
+    fuse_add_direntry(req, buf.data() + used, size - used, name, &st, next);
+    used += need;
+    return true;
+  };
+  if (off < 1 && !add(".", ino, S_IFDIR, 1)) return (void)fuse_reply_buf(req, buf.data(), used);
+  if (off < 2 && !add("..", 1, S_IFDIR, 2)) return (void)fuse_reply_buf(req, buf.data(), used);
+  wire::MetaRequest m;
+  m.ino = ino;
+  m.cookie = off > 2 ? static_cast<uint64_t>(off) - 2 : 0;
+  m.max_entries = static_cast<uint32_t>(std::max<size_t>(16, size / 32));
+  wire::MetaReply r;
+  Status st = Fs(req)->MetaCall(Op::kReaddir, m, &r, req);
+  if (!st.ok()) return ReplyStatus(req, st);
+  for (const auto& e : r.entries) {
+    if (!add(e.name.c_str(), e.ino, e.mode, static_cast<off_t>(e.cookie + 2))) break;
+  }
+  fuse_reply_buf(req, buf.data(), used);
+}
+
+void DoReleasedir(fuse_req_t req, fuse_ino_t, fuse_file_info*) { fuse_reply_err(req, 0); }
+
+void DoStatfs(fuse_req_t req, fuse_ino_t) {
+  wire::MetaRequest m;
+  wire::MetaReply r;
+  Status st = Fs(req)->MetaCall(Op::kStatfs, m, &r, req);
+  if (!st.ok()) return ReplyStatus(req, st);
+  struct statvfs sv {};
+  sv.f_bsize = 4096;
+  sv.f_frsize = 4096;
+  sv.f_blocks = r.statfs.total_bytes / 4096;
+  sv.f_bfree = r.statfs.free_bytes / 4096;
+  sv.f_bavail = sv.f_bfree;
+  sv.f_files = r.statfs.files + (1ull << 32);
+  sv.f_ffree = 1ull << 32;
+  sv.f_favail = sv.f_ffree;
+  sv.f_namemax = 255;
+  fuse_reply_statfs(req, &sv);
+}
+
+}  // namespace
+
+void FillNamespaceOps(fuse_lowlevel_ops* ops) {
+  ops->lookup = DoLookup;
+  ops->forget = DoForget;
+  ops->forget_multi = DoForgetMulti;
+  ops->getattr = DoGetattr;
+  ops->setattr = DoSetattr;
+  ops->readlink = DoReadlink;
+  ops->mknod = DoMknod;
+  ops->mkdir = DoMkdir;
+  ops->unlink = DoUnlink;
+  ops->rmdir = DoRmdir;
+  ops->symlink = DoSymlink;
+  ops->rename = DoRename;
+  ops->link = DoLink;
+  ops->opendir = DoOpendir;
+  ops->readdir = DoReaddir;
+  ops->releasedir = DoReleasedir;
+  ops->statfs = DoStatfs;
+}
+
+}  // namespace ringfs::fuse

@@ -1,0 +1,82 @@
+// Extended attributes, stored by the metadata service.
+#include <cstring>
+
+#include "fuse/filesystem.h"
+
+namespace ringfs::fuse {
+
+namespace {
+
+using wire::Op;
+
+constexpr const char* kCaps = "security.capability";
+
+void ReplyValue(fuse_req_t req, const std::string& value, size_t size) {
+  if (size == 0) return (void)fuse_reply_xattr(req, value.size());
+  if (size < value.size()) return (void)fuse_reply_err(req, ERANGE);
+  fuse_reply_buf(req, value.data(), value.size());
+}
+
+void SetCapsKnownAbsent(fuse_req_t req, fuse_ino_t ino, bool absent) {
+  if (auto inode = Fs(req)->Find(ino)) {
+    std::lock_guard<std::mutex> lock(inode->mu);
+    inode->no_caps = absent && inode->open_count > 0;
+  }
+}
+
+void DoSetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size,
+                int flags) {
+  wire::MetaRequest m;
+  m.ino = ino;
+  m.name = name;
+  m.value.assign(value, size);
+  m.flags = static_cast<uint32_t>(flags);
+  SetCapsKnownAbsent(req, ino, false);
+  ReplyStatus(req, Fs(req)->MetaCall(Op::kSetXattr, m, nullptr, req));
+}
+
+void DoGetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
+  const bool caps = std::strcmp(name, kCaps) == 0;
+  if (caps) {
+    if (auto inode = Fs(req)->Find(ino)) {
+      std::lock_guard<std::mutex> lock(inode->mu);
+      if (inode->no_caps && inode->open_count > 0) return (void)fuse_reply_err(req, ENODATA);
+    }
+  }
+  wire::MetaRequest m;
+  m.ino = ino;
+  m.name = name;
+  wire::MetaReply r;
+  Status st = Fs(req)->MetaCall(Op::kGetXattr, m, &r, req);
+  if (caps && st.code() == ENODATA) SetCapsKnownAbsent(req, ino, true);
+  if (!st.ok()) return ReplyStatus(req, st);
+  ReplyValue(req, r.value, size);
+}
+
+void DoListxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+  wire::MetaRequest m;
+  m.ino = ino;
+  wire::MetaReply r;
+  Status st = Fs(req)->MetaCall(Op::kListXattr, m, &r, req);
+  if (!st.ok()) return ReplyStatus(req, st);
+  ReplyValue(req, r.value, size);
+}
+
+void DoRemovexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
+  wire::MetaRequest m;
+  m.ino = ino;
+  m.name = name;
+  SetCapsKnownAbsent(req, ino, false);
+  ReplyStatus(req, Fs(req)->MetaCall(Op::kRemoveXattr, m, nullptr, req));
+}
+
+}  // namespace
+
+void FillXattrOps(fuse_lowlevel_ops* ops) {
+  ops->setxattr = DoSetxattr;
+  ops->getxattr = DoGetxattr;
+  ops->listxattr = DoListxattr;
+  ops->removexattr = DoRemovexattr;
+}
+
+}  // namespace ringfs::fuse

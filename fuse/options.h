@@ -1,0 +1,23 @@
+// Every tunable of the FUSE client, declared once with its default.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace ringfs::fuse {
+
+struct Options {
+  std::string meta;                 // metadata service endpoint (required)
+  double entry_timeout = 1.0;       // s the kernel caches names: cheap path walks
+  double dir_attr_timeout = 1.0;    // s the kernel caches directory attributes
+  // Files: 0, so size and times always come from this client, which refreshes
+  // them from the metadata service on open (close-to-open consistency).
+  double file_attr_timeout = 0.0;
+  uint64_t cache_bytes = 256ull << 20;     // clean block cache
+  uint64_t inflight_bytes = 128ull << 20;  // uploads in flight before writers wait
+  int upload_threads = 8;           // parallel block uploads (each fans out to RF)
+  int readahead_blocks = 2;         // blocks prefetched ahead of a sequential reader
+  int map_refresh_ms = 1000;        // how often the cluster map is re-read
+};
+
+}  // namespace ringfs::fuse
