@@ -1,0 +1,141 @@
+// BlockStore: the checksummed block files of one blockd. A block is
+// (ino, index), at most wire::kBlockSize bytes, kept in its own file:
+//
+//   DIR/blocks/<ino % 256, 2 hex digits>/<ino hex>/<index decimal>
+//
+// One directory per inode, so deleting an inode or cutting its tail lists one
+// directory instead of scanning everything. Each file is a 4 KiB header and
+// then the data at file offset 4096 + block offset. The header (see
+// block_store.cc) holds the length and a CRC32C of every 64 KiB chunk; every
+// read verifies the chunks it touches, so a torn or rotted block is an EIO,
+// never wrong bytes.
+#pragma once
+
+#include <sys/types.h>
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <cstdlib>
+#include <memory>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+
+namespace ringfs::blockd {
+
+// The disk calls on the data path, virtual so tests can inject a full disk or
+// an I/O error. Each returns what the syscall returns and leaves errno set.
+class DiskIo {
+ public:
+  virtual ~DiskIo() = default;
+  virtual ssize_t PRead(int fd, void* buf, size_t n, off_t off);
+  virtual ssize_t PWrite(int fd, const void* buf, size_t n, off_t off);
+  virtual int Fallocate(int fd, off_t off, off_t len);  // keeps the file size
+  virtual int Fdatasync(int fd);
+};
+
+struct BlockStoreOptions {
+  // Bytes reported as capacity; 0 = the size of the data dir's filesystem.
+  uint64_t capacity = 0;
+  // Start writeback of every fully written chunk right away
+  // (sync_file_range), so a later Sync() has little left to flush.
+  bool early_writeback = true;
+  // Null = the real disk.
+  DiskIo* io = nullptr;
+};
+
+struct StoreStats {
+  uint64_t capacity = 0;
+  uint64_t used = 0;  // sum of block lengths
+  uint64_t blocks = 0;
+};
+
+// Bytes read from a block. The buffer covers whole checksum chunks; the bytes
+// asked for are [data(), data() + size()). release() hands the malloc'd
+// buffer to a zero-copy message (free it with std::free).
+class BlockData {
+ public:
+  BlockData() = default;
+  BlockData(char* buf, size_t begin, size_t size) : buf_(buf), begin_(begin), size_(size) {}
+  const char* data() const { return buf_ ? buf_.get() + begin_ : nullptr; }
+  size_t size() const { return size_; }
+  size_t begin() const { return begin_; }
+  char* release() { return buf_.release(); }
+
+ private:
+  struct Free {
+    void operator()(char* p) const { std::free(p); }
+  };
+  std::unique_ptr<char, Free> buf_;
+  size_t begin_ = 0;
+  size_t size_ = 0;
+};
+
+class BlockStore {
+ public:
+  // Opens (creating if needed) the store under `dir` and scans it to rebuild
+  // the used-bytes and block counters.
+  static Result<std::unique_ptr<BlockStore>> Open(const std::string& dir,
+                                                  BlockStoreOptions opts = {});
+  ~BlockStore();
+  BlockStore(const BlockStore&) = delete;
+  BlockStore& operator=(const BlockStore&) = delete;
+
+  // Writes `data` at `offset` in the block, creating it if needed; writing
+  // past the end extends it. flags: wire::kBlockSyncNow = durable on return.
+  // A block whose header is corrupt only accepts a write from offset 0 that
+  // covers all its old bytes (a repair), which replaces it.
+  Status Write(uint64_t ino, uint64_t index, uint32_t offset, std::string_view data,
+               uint32_t flags = 0);
+  // Bytes [offset, min(offset + len, length)): shorter than `len` when the
+  // block is; the caller zero-fills. ENOENT when the block does not exist, EIO
+  // when a touched chunk fails its checksum.
+  Result<BlockData> Read(uint64_t ino, uint64_t index, uint32_t offset, uint32_t len);
+  // Drops the inode's bytes from file offset `size` on.
+  Status Truncate(uint64_t ino, uint64_t size);
+  // Removes every block of the inode.
+  Status Delete(uint64_t ino);
+  // Makes everything written so far durable.
+  Status Sync();
+  // Sorted indices of the inode's blocks.
+  Result<std::vector<uint64_t>> List(uint64_t ino);
+  StoreStats Stats() const;
+  const std::string& dir() const { return dir_; }
+
+ private:
+  struct Opened;
+
+  BlockStore(std::string dir, BlockStoreOptions opts, int dir_fd);
+  Status Scan();
+  std::string InodeDir(uint64_t ino) const;
+  std::string BlockPath(uint64_t ino, uint64_t index) const;
+  Status OpenForWrite(uint64_t ino, uint64_t index, Opened* out);
+  Status WriteOpened(const Opened& f, uint64_t ino, uint64_t index, uint32_t offset,
+                     std::string_view data);
+  Status SyncWritten(const Opened& f, uint64_t ino);
+  Status CutBlock(uint64_t ino, uint64_t index, uint32_t cut);
+  Status RemoveBlock(uint64_t ino, uint64_t index);
+  Result<std::vector<uint64_t>> ListLocked(uint64_t ino);
+  std::shared_mutex& InodeMu(uint64_t ino);
+  std::shared_mutex& BlockMu(uint64_t ino, uint64_t index);
+
+  static constexpr size_t kInodeStripes = 1024;
+  static constexpr size_t kBlockStripes = 1024;
+
+  std::string dir_;
+  BlockStoreOptions opts_;
+  DiskIo* io_;
+  int dir_fd_;
+  // Truncate/Delete take an inode exclusively; reads and writes share it and
+  // then take their block: shared to read, exclusive to write.
+  std::array<std::shared_mutex, kInodeStripes> inode_mu_;
+  std::array<std::shared_mutex, kBlockStripes> block_mu_;
+  std::atomic<int64_t> used_{0};
+  std::atomic<int64_t> blocks_{0};
+};
+
+}  // namespace ringfs::blockd

@@ -1,0 +1,222 @@
+#include "blockd/service.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <charconv>
+#include <chrono>
+#include <cstdio>
+
+#include "common/log.h"
+
+namespace ringfs::blockd {
+
+Status WriteFileAtomically(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return Status::Error(errno, "create " + tmp);
+  bool ok =
+      write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && fsync(fd) == 0;
+  int err = errno;
+  close(fd);
+  if (!ok || rename(tmp.c_str(), path.c_str()) != 0) {
+    if (ok) err = errno;
+    unlink(tmp.c_str());
+    return Status::Error(err ? err : EIO, "write " + path);
+  }
+  // The rename itself must survive a crash too.
+  const size_t slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash + 1);
+  int dfd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    fsync(dfd);
+    close(dfd);
+  }
+  return Status::OK();
+}
+
+BlockService::BlockService(const ServiceOptions& opts) : opts_(opts) {}
+
+BlockService::~BlockService() { Stop(); }
+
+Result<std::unique_ptr<BlockService>> BlockService::Start(const ServiceOptions& opts) {
+  if (opts.dir.empty()) return Status::Error(EINVAL, "no data directory");
+  if (opts.meta.empty()) return Status::Error(EINVAL, "no metadata service endpoint");
+  if (opts.workers < 1) return Status::Error(EINVAL, "workers must be at least 1");
+  std::unique_ptr<BlockService> s(new BlockService(opts));
+  BlockStoreOptions store_opts;
+  store_opts.capacity = opts.capacity;
+  store_opts.early_writeback = opts.early_writeback;
+  ASSIGN_OR_RETURN(s->store_, BlockStore::Open(opts.dir, store_opts));
+  RETURN_IF_ERROR(s->LoadNodeId());
+  BlockService* self = s.get();
+  s->server_ = std::make_unique<rpc::Server>(
+      opts.listen, opts.workers,
+      [self](rpc::Message&& m, rpc::Responder&& r) { self->Handle(std::move(m), std::move(r)); });
+  RETURN_IF_ERROR(s->server_->Start());
+  if (opts.advertise.empty() && s->endpoint().find("0.0.0.0") != std::string::npos)
+    LOG_WARN("listening on %s: peers cannot reach that; pass --advertise", s->endpoint().c_str());
+  s->meta_ = std::make_unique<rpc::Channel>(opts.meta);
+  s->heartbeat_ = std::thread([self] { self->HeartbeatLoop(); });
+  LOG_INFO("blockd: %s serving on %s, node id %u", opts.dir.c_str(), s->endpoint().c_str(),
+           s->node_id());
+  return s;
+}
+
+void BlockService::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (heartbeat_.joinable()) heartbeat_.join();
+  if (server_) server_->Stop();
+  // A clean stop leaves everything written durable.
+  if (store_) {
+    Status st = store_->Sync();
+    if (!st.ok()) LOG_ERROR("sync at stop: %s", st.ToString().c_str());
+  }
+}
+
+// ------------------------------------------------------------------ serving
+
+void BlockService::Handle(rpc::Message&& m, rpc::Responder&& r) {
+  const auto op = static_cast<wire::Op>(m.env.op);
+  if (op == wire::Op::kBlockWrite) return HandleWrite(m, r);
+  if (op == wire::Op::kBlockRead) return HandleRead(m, r);
+  wire::BlockRequest req;
+  wire::BlockReply rep;
+  Status st;
+  switch (op) {
+    case wire::Op::kBlockTruncate:
+      st = m.DecodeBody(req);
+      if (st.ok()) st = store_->Truncate(req.ino, req.size);
+      break;
+    case wire::Op::kBlockDelete:
+      st = m.DecodeBody(req);
+      if (st.ok()) st = store_->Delete(req.ino);
+      break;
+    case wire::Op::kBlockSync:
+      st = store_->Sync();
+      break;
+    case wire::Op::kBlockStat:
+      rep.stats = Info();
+      break;
+    case wire::Op::kBlockList: {
+      st = m.DecodeBody(req);
+      if (!st.ok()) break;
+      auto indices = store_->List(req.ino);
+      if (indices.ok()) rep.indices = std::move(indices).value();
+      st = indices.status();
+      break;
+    }
+    default:
+      return r.Reply(
+          Status::Error(EOPNOTSUPP, "blockd does not serve op " + std::to_string(m.env.op)));
+  }
+  if (!st.ok()) return r.Reply(st);
+  r.ReplyWith(rep);
+}
+
+void BlockService::HandleWrite(const rpc::Message& m, rpc::Responder& r) {
+  wire::BlockRequest req;
+  Status st = m.DecodeBody(req);
+  if (!st.ok()) return r.Reply(st);
+  if (!m.has_data) return r.Reply(Status::Error(EPROTO, "block write without a data frame"));
+  if (m.data.size() > wire::kBlockSize)
+    return r.Reply(Status::Error(EMSGSIZE, "block write larger than a block"));
+  st = store_->Write(req.ino, req.index, req.offset, m.data_view(), req.flags);
+  if (!st.ok()) return r.Reply(st);
+  r.ReplyWith(wire::BlockReply{});
+}
+
+void BlockService::HandleRead(const rpc::Message& m, rpc::Responder& r) {
+  wire::BlockRequest req;
+  Status st = m.DecodeBody(req);
+  if (!st.ok()) return r.Reply(st);
+  auto read = store_->Read(req.ino, req.index, req.offset, req.length);
+  if (!read.ok()) return r.Reply(read.status());
+  wire::BlockReply rep;
+  rep.length = static_cast<uint32_t>(read->size());
+  zmq::message_t data;
+  if (read->size() > 0) {
+    // Zero copy: the frame owns the buffer the disk read went into.
+    const size_t begin = read->begin(), size = read->size();
+    char* buf = read->release();
+    data = zmq::message_t(
+        buf + begin, size, [](void*, void* hint) { std::free(hint); }, buf);
+  }
+  r.Reply(Status::OK(), codec::Encode(rep), std::move(data), true);
+}
+
+wire::NodeInfo BlockService::Info() const {
+  const StoreStats s = store_->Stats();
+  wire::NodeInfo n;
+  n.id = node_id_;
+  n.addr = opts_.advertise.empty() ? server_->endpoint() : opts_.advertise;
+  n.zone = opts_.zone;
+  n.weight = opts_.weight;
+  n.capacity = s.capacity;
+  n.used = s.used;
+  n.blocks = s.blocks;
+  n.alive = true;
+  return n;
+}
+
+// ------------------------------------------------------------- registration
+
+Status BlockService::LoadNodeId() {
+  const std::string path = opts_.dir + "/node_id";
+  FILE* f = fopen(path.c_str(), "re");
+  if (!f) return errno == ENOENT ? Status::OK() : Status::Error(errno, "open " + path);
+  char buf[32];
+  size_t n = fread(buf, 1, sizeof buf, f);
+  fclose(f);
+  while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' ')) n--;
+  uint32_t id = 0;
+  auto [end, ec] = std::from_chars(buf, buf + n, id);
+  if (ec != std::errc() || end != buf + n || id == 0)
+    return Status::Error(EINVAL, path + " does not hold a node id");
+  node_id_ = id;
+  return Status::OK();
+}
+
+Status BlockService::RegisterOnce() {
+  wire::MetaRequest req;
+  req.node = Info();
+  wire::MetaReply rep;
+  RETURN_IF_ERROR(meta_->Invoke(wire::Op::kRegisterNode, req, &rep, opts_.meta_timeout_ms));
+  if (rep.node_id == 0) return Status::Error(EPROTO, "metadata service gave node id 0");
+  const uint32_t mine = node_id_;
+  if (mine == rep.node_id) return Status::OK();
+  if (mine != 0) {
+    return Status::Error(EEXIST, "metadata service calls this node " + std::to_string(rep.node_id) +
+                                     " but node_id says " + std::to_string(mine));
+  }
+  RETURN_IF_ERROR(WriteFileAtomically(opts_.dir + "/node_id", std::to_string(rep.node_id) + "\n"));
+  node_id_ = rep.node_id;
+  LOG_INFO("registered with %s as node %u", opts_.meta.c_str(), rep.node_id);
+  return Status::OK();
+}
+
+void BlockService::HeartbeatLoop() {
+  constexpr int kLogEvery = 60;  // failures between repeated warnings
+  int failures = 0;
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stopping_) {
+    lock.unlock();
+    Status st = RegisterOnce();
+    if (!st.ok() && failures++ % kLogEvery == 0) {
+      LOG_WARN("register with %s failed (%d in a row): %s", opts_.meta.c_str(), failures,
+               st.ToString().c_str());
+    } else if (st.ok() && failures > 0) {
+      LOG_INFO("registered with %s again after %d failures", opts_.meta.c_str(), failures);
+      failures = 0;
+    }
+    lock.lock();
+    cv_.wait_for(lock, std::chrono::milliseconds(opts_.heartbeat_ms), [this] { return stopping_; });
+  }
+}
+
+}  // namespace ringfs::blockd
