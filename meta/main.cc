@@ -1,0 +1,55 @@
+// ringfs-meta: parse flags, open the store, serve until SIGTERM/SIGINT.
+#include <signal.h>
+
+#include <CLI/CLI.hpp>
+
+#include "common/log.h"
+#include "meta/service.h"
+
+int main(int argc, char** argv) {
+  using ringfs::meta::ServiceOptions;
+  ServiceOptions opt;
+  CLI::App app{"ringfs metadata service: the namespace in LMDB and the cluster map"};
+  app.add_option("--dir", opt.dir, "data directory; the LMDB store is DIR/meta.lmdb")->required();
+  app.add_option("--listen", opt.listen, "ZeroMQ endpoint to bind (default: loopback, any port)")
+      ->capture_default_str();
+  app.add_option("--addr-file", opt.addr_file,
+                 "write the bound endpoint here once listening, so scripts can find it");
+  app.add_option("--replicas", opt.replicas,
+                 "copies of each block (default 3: survives two lost nodes)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 16));
+  app.add_option("--node-timeout-ms", opt.node_timeout_ms,
+                 "a block node silent this long is down (default: three missed heartbeats)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--workers", opt.workers,
+                 "threads serving reads in parallel (writes have their own group-commit thread)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 256));
+  CLI11_PARSE(app, argc, argv);
+
+  // Block the stop signals before any thread starts, then wait for them here.
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGTERM);
+  sigaddset(&stop, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  auto svc = ringfs::meta::Service::Open(opt);
+  if (!svc.ok()) {
+    LOG_ERROR("cannot open %s: %s", opt.dir.c_str(), svc.status().ToString().c_str());
+    return 1;
+  }
+  ringfs::Status st = (*svc)->Start();
+  if (!st.ok()) {
+    LOG_ERROR("cannot start: %s", st.ToString().c_str());
+    return 1;
+  }
+  int sig = 0;
+  sigwait(&stop, &sig);
+  LOG_INFO("signal %d: stopping", sig);
+  (*svc)->Stop();
+  return 0;
+}

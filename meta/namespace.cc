@@ -1,0 +1,208 @@
+#include "meta/namespace.h"
+
+#include <sys/stat.h>
+
+#include <ctime>
+
+#include "meta/namespace_ops.h"
+#include "meta/schema.h"
+
+namespace ringfs::meta {
+
+using wire::Op;
+
+wire::Timespec RealtimeNow() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return wire::Timespec{ts.tv_sec, static_cast<uint32_t>(ts.tv_nsec)};
+}
+
+Result<std::unique_ptr<Namespace>> Namespace::Open(Options opts) {
+  std::unique_ptr<Namespace> ns(new Namespace(std::move(opts)));
+  ASSIGN_OR_RETURN(ns->env_, lmdb::Env::Open(ns->opts_.dir + "/meta.lmdb", ns->opts_.map_size));
+  RETURN_IF_ERROR(ns->CreateRoot());
+  return ns;
+}
+
+Status Namespace::CreateRoot() {
+  ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::Write(*env_));
+  StoreTxn t(txn);
+  auto root = t.GetInode(schema::kRootIno);
+  if (root.ok()) return Status::OK();
+  if (root.status().code() != ENOENT) return root.status();
+  Inode n;
+  wire::Timespec now = opts_.clock();
+  n.attr.ino = schema::kRootIno;
+  n.attr.mode = S_IFDIR | 0755;
+  n.attr.nlink = 2;
+  n.attr.atime = n.attr.mtime = n.attr.ctime = now;
+  n.parent = schema::kRootIno;
+  RETURN_IF_ERROR(t.PutInode(n));
+  return txn.Commit();
+}
+
+bool Namespace::IsMutation(Op op) {
+  switch (op) {
+    case Op::kSetAttr:
+    case Op::kMkdir:
+    case Op::kMknod:
+    case Op::kUnlink:
+    case Op::kRmdir:
+    case Op::kRename:
+    case Op::kLink:
+    case Op::kSymlink:
+    case Op::kCommitWrite:
+    case Op::kReclaim:
+    case Op::kSetXattr:
+    case Op::kRemoveXattr:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool Namespace::IsRead(Op op) {
+  switch (op) {
+    case Op::kLookup:
+    case Op::kGetAttr:
+    case Op::kReadlink:
+    case Op::kReaddir:
+    case Op::kStatfs:
+    case Op::kGetXattr:
+    case Op::kListXattr:
+      return true;
+    default:
+      return false;
+  }
+}
+
+Status Namespace::Read(Op op, const wire::MetaRequest& req, wire::MetaReply* rep) const {
+  ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::Read(*env_));
+  StoreTxn t(txn);
+  *rep = wire::MetaReply();
+  ops::Ctx c{t, req, rep, opts_.clock()};
+  switch (op) {
+    case Op::kLookup:
+      return ops::Lookup(c);
+    case Op::kGetAttr:
+      return ops::GetAttr(c);
+    case Op::kReadlink:
+      return ops::Readlink(c);
+    case Op::kReaddir:
+      return ops::Readdir(c);
+    case Op::kStatfs:
+      return ops::Statfs(c);
+    case Op::kGetXattr:
+      return ops::GetXattr(c);
+    case Op::kListXattr:
+      return ops::ListXattr(c);
+    default:
+      return Status::Error(EOPNOTSUPP, "not a read op");
+  }
+}
+
+Status Namespace::Apply(lmdb::Txn& txn, Op op, const wire::MetaRequest& req, wire::MetaReply* rep) {
+  StoreTxn t(txn);
+  *rep = wire::MetaReply();
+  ops::Ctx c{t, req, rep, opts_.clock()};
+  switch (op) {
+    case Op::kSetAttr:
+      return ops::SetAttr(c);
+    case Op::kMkdir:
+      return ops::Mkdir(c);
+    case Op::kMknod:
+      return ops::Mknod(c);
+    case Op::kUnlink:
+      return ops::Unlink(c);
+    case Op::kRmdir:
+      return ops::Rmdir(c);
+    case Op::kRename:
+      return ops::Rename(c);
+    case Op::kLink:
+      return ops::Link(c);
+    case Op::kSymlink:
+      return ops::Symlink(c);
+    case Op::kCommitWrite:
+      return ops::CommitWrite(c);
+    case Op::kReclaim:
+      return ops::Reclaim(c);
+    case Op::kSetXattr:
+      return ops::SetXattr(c);
+    case Op::kRemoveXattr:
+      return ops::RemoveXattr(c);
+    default:
+      return Status::Error(EOPNOTSUPP, "not a mutation");
+  }
+}
+
+Status Namespace::ApplyBatch(std::span<Mutation> batch) {
+  ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::Write(*env_));
+  for (Mutation& m : batch) {
+    auto nested = lmdb::Txn::Write(*env_, &txn);
+    if (!nested.ok()) return nested.status();
+    m.status = Apply(*nested, m.op, *m.req, m.rep);
+    if (m.status.ok()) {
+      Status st = nested->Commit();
+      if (!st.ok()) return st;  // the parent txn is unusable now
+    } else {
+      nested->Abort();
+      *m.rep = wire::MetaReply();
+    }
+  }
+  return txn.Commit();
+}
+
+Status Namespace::Write(Op op, const wire::MetaRequest& req, wire::MetaReply* rep) {
+  Mutation m{op, &req, rep, Status::OK()};
+  RETURN_IF_ERROR(ApplyBatch(std::span<Mutation>(&m, 1)));
+  return m.status;
+}
+
+Result<std::vector<uint64_t>> Namespace::PendingGc(size_t max) const {
+  ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::Read(*env_));
+  std::vector<uint64_t> out;
+  lmdb::Cursor c(txn, lmdb::Table::kGc);
+  for (bool ok = c.First(); ok && out.size() < max; ok = c.Next()) {
+    if (c.key().size() == 8) out.push_back(schema::LoadBE(c.key()));
+  }
+  RETURN_IF_ERROR(c.status());
+  return out;
+}
+
+Status Namespace::FinishGc(std::span<const uint64_t> inos) {
+  if (inos.empty()) return Status::OK();
+  ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::Write(*env_));
+  for (uint64_t ino : inos) {
+    Status st = txn.Del(lmdb::Table::kGc, schema::U64Key(ino));
+    if (!st.ok() && st.code() != ENOENT) return st;
+  }
+  return txn.Commit();
+}
+
+Result<uint64_t> Namespace::FileCount() const {
+  ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::Read(*env_));
+  ASSIGN_OR_RETURN(size_t n, txn.Count(lmdb::Table::kInodes));
+  return static_cast<uint64_t>(n);
+}
+
+namespace ops {
+
+Status CheckName(std::string_view name) {
+  if (name.empty() || name == "." || name == ".." || name.find('/') != std::string_view::npos ||
+      name.find('\0') != std::string_view::npos) {
+    return Status::Error(EINVAL, "invalid name");
+  }
+  if (name.size() > 255) return Status::Error(ENAMETOOLONG, "name longer than 255 bytes");
+  return Status::OK();
+}
+
+Status CheckXattrName(std::string_view name) {
+  if (name.empty() || name.size() > 255) return Status::Error(ERANGE, "bad xattr name length");
+  return Status::OK();
+}
+
+void Touch(Inode& dir, wire::Timespec now) { dir.attr.mtime = dir.attr.ctime = now; }
+
+}  // namespace ops
+
+}  // namespace ringfs::meta

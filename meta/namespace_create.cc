@@ -1,0 +1,108 @@
+// Operations that add a name: mkdir, mknod (create), symlink, link.
+#include <sys/stat.h>
+
+#include <climits>
+
+#include "meta/namespace_ops.h"
+
+namespace ringfs::meta::ops {
+
+namespace {
+
+constexpr uint32_t kMaxLinks = 65000;  // as ext4: a file's nlink ceiling
+
+// Loads the parent directory of a new entry and checks the name is free.
+Result<Inode> ParentForNew(StoreTxn& t, uint64_t parent, std::string_view name) {
+  RETURN_IF_ERROR(CheckName(name));
+  ASSIGN_OR_RETURN(Inode dir, t.GetDir(parent));
+  auto existing = t.GetEntry(parent, name);
+  if (existing.ok()) return Status::Error(EEXIST, "name exists");
+  if (existing.status().code() != ENOENT) return existing.status();
+  return dir;
+}
+
+// Creates inode of `mode` (type and permission bits, umask already applied)
+// under req.parent/req.name and links it in.
+Status CreateNode(Ctx& c, uint32_t mode, uint32_t rdev, Inode* out) {
+  ASSIGN_OR_RETURN(Inode dir, ParentForNew(c.t, c.req.parent, c.req.name));
+  ASSIGN_OR_RETURN(uint64_t ino, c.t.AllocIno());
+  Inode n;
+  wire::Attr& a = n.attr;
+  a.ino = ino;
+  a.mode = mode;
+  a.nlink = S_ISDIR(mode) ? 2 : 1;
+  a.uid = c.req.uid;
+  a.gid = c.req.gid;
+  a.rdev = rdev;
+  a.atime = a.mtime = a.ctime = c.now;
+  if (dir.attr.mode & S_ISGID) {  // BSD group semantics of a setgid directory
+    a.gid = dir.attr.gid;
+    if (S_ISDIR(mode)) a.mode |= S_ISGID;
+  }
+  if (S_ISDIR(mode)) {
+    n.parent = dir.attr.ino;
+    dir.attr.nlink++;  // the child's ".."
+  }
+  RETURN_IF_ERROR(c.t.AddEntry(dir, c.req.name, ino, mode & S_IFMT));
+  Touch(dir, c.now);
+  RETURN_IF_ERROR(c.t.PutInode(dir));
+  RETURN_IF_ERROR(c.t.PutInode(n));
+  *out = n;
+  return Status::OK();
+}
+
+uint32_t Perms(const wire::MetaRequest& req) { return req.mode & 07777 & ~req.umask; }
+
+}  // namespace
+
+Status Mkdir(Ctx& c) {
+  Inode n;
+  RETURN_IF_ERROR(CreateNode(c, S_IFDIR | Perms(c.req), 0, &n));
+  c.rep->attr = n.attr;
+  return Status::OK();
+}
+
+Status Mknod(Ctx& c) {
+  uint32_t type = c.req.mode & S_IFMT;
+  if (type == 0) type = S_IFREG;
+  if (type != S_IFREG && type != S_IFIFO && type != S_IFSOCK && type != S_IFCHR &&
+      type != S_IFBLK) {
+    return Status::Error(EINVAL, "mknod of a directory or symlink");
+  }
+  uint32_t rdev = (type == S_IFCHR || type == S_IFBLK) ? c.req.rdev : 0;
+  Inode n;
+  RETURN_IF_ERROR(CreateNode(c, type | Perms(c.req), rdev, &n));
+  c.rep->attr = n.attr;
+  return Status::OK();
+}
+
+Status Symlink(Ctx& c) {
+  if (c.req.value.empty()) return Status::Error(ENOENT, "empty symlink target");
+  if (c.req.value.size() >= PATH_MAX) return Status::Error(ENAMETOOLONG, "symlink target");
+  Inode n;
+  RETURN_IF_ERROR(CreateNode(c, S_IFLNK | 0777, 0, &n));
+  n.attr.size = c.req.value.size();
+  RETURN_IF_ERROR(c.t.PutInode(n));
+  RETURN_IF_ERROR(c.t.PutSymlink(n.attr.ino, c.req.value));
+  c.rep->attr = n.attr;
+  return Status::OK();
+}
+
+Status Link(Ctx& c) {
+  ASSIGN_OR_RETURN(Inode n, c.t.GetInode(c.req.ino));
+  if (n.is_dir()) return Status::Error(EPERM, "hard link to a directory");
+  if (n.attr.nlink == 0) return Status::Error(ENOENT, "file was unlinked");
+  if (n.attr.nlink >= kMaxLinks) return Status::Error(EMLINK, "too many links");
+  RETURN_IF_ERROR(CheckName(c.req.newname));
+  ASSIGN_OR_RETURN(Inode dir, ParentForNew(c.t, c.req.newparent, c.req.newname));
+  RETURN_IF_ERROR(c.t.AddEntry(dir, c.req.newname, n.attr.ino, n.attr.mode & S_IFMT));
+  Touch(dir, c.now);
+  RETURN_IF_ERROR(c.t.PutInode(dir));
+  n.attr.nlink++;
+  n.attr.ctime = c.now;
+  RETURN_IF_ERROR(c.t.PutInode(n));
+  c.rep->attr = n.attr;
+  return Status::OK();
+}
+
+}  // namespace ringfs::meta::ops

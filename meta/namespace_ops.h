@@ -1,0 +1,56 @@
+// The namespace operations, one function each, written against StoreTxn.
+// Internal to meta/: Namespace dispatches to them inside its transactions.
+#pragma once
+
+#include <string_view>
+
+#include "common/status.h"
+#include "common/wire.h"
+#include "meta/namespace_txn.h"
+
+namespace ringfs::meta::ops {
+
+struct Ctx {
+  StoreTxn& t;
+  const wire::MetaRequest& req;
+  wire::MetaReply* rep;
+  wire::Timespec now;
+};
+
+// EINVAL for "", ".", ".." or a name with '/'; ENAMETOOLONG past 255 bytes.
+Status CheckName(std::string_view name);
+// ERANGE for an empty xattr name or one past XATTR_NAME_MAX (255).
+Status CheckXattrName(std::string_view name);
+// Parent mtime = ctime = now, as for any change of its entries.
+void Touch(Inode& dir, wire::Timespec now);
+
+// namespace_read.cc
+Status Lookup(Ctx& c);
+Status GetAttr(Ctx& c);
+Status Readlink(Ctx& c);
+Status Readdir(Ctx& c);
+Status Statfs(Ctx& c);
+Status GetXattr(Ctx& c);
+Status ListXattr(Ctx& c);
+
+// namespace_create.cc
+Status Mkdir(Ctx& c);
+Status Mknod(Ctx& c);
+Status Symlink(Ctx& c);
+Status Link(Ctx& c);
+
+// namespace_remove.cc
+Status Unlink(Ctx& c);
+Status Rmdir(Ctx& c);
+Status Reclaim(Ctx& c);
+
+// namespace_rename.cc
+Status Rename(Ctx& c);
+
+// namespace_attr.cc
+Status SetAttr(Ctx& c);
+Status CommitWrite(Ctx& c);
+Status SetXattr(Ctx& c);
+Status RemoveXattr(Ctx& c);
+
+}  // namespace ringfs::meta::ops

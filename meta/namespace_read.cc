@@ -1,0 +1,70 @@
+// Read-only namespace operations.
+#include <sys/stat.h>
+
+#include "meta/namespace_ops.h"
+
+namespace ringfs::meta::ops {
+
+namespace {
+constexpr uint32_t kDefaultReaddirEntries = 1024;
+constexpr uint32_t kMaxReaddirEntries = 8192;
+// Keeps a readdir reply far below the RPC size caps whatever the names are.
+constexpr size_t kMaxReaddirBytes = 512 << 10;
+}  // namespace
+
+Status Lookup(Ctx& c) {
+  RETURN_IF_ERROR(CheckName(c.req.name));
+  ASSIGN_OR_RETURN(Inode dir, c.t.GetDir(c.req.parent));
+  ASSIGN_OR_RETURN(Dirent e, c.t.GetEntry(dir.attr.ino, c.req.name));
+  ASSIGN_OR_RETURN(Inode n, c.t.GetInode(e.ino));
+  c.rep->attr = n.attr;
+  return Status::OK();
+}
+
+Status GetAttr(Ctx& c) {
+  ASSIGN_OR_RETURN(Inode n, c.t.GetInode(c.req.ino));
+  c.rep->attr = n.attr;
+  return Status::OK();
+}
+
+Status Readlink(Ctx& c) {
+  ASSIGN_OR_RETURN(Inode n, c.t.GetInode(c.req.ino));
+  if (!S_ISLNK(n.attr.mode)) return Status::Error(EINVAL, "not a symlink");
+  ASSIGN_OR_RETURN(c.rep->value, c.t.GetSymlink(n.attr.ino));
+  c.rep->attr = n.attr;
+  return Status::OK();
+}
+
+Status Readdir(Ctx& c) {
+  ASSIGN_OR_RETURN(Inode dir, c.t.GetDir(c.req.ino));
+  uint32_t max = c.req.max_entries == 0 ? kDefaultReaddirEntries : c.req.max_entries;
+  if (max > kMaxReaddirEntries) max = kMaxReaddirEntries;
+  c.rep->attr = dir.attr;
+  return c.t.ListEntries(dir.attr.ino, c.req.cookie, max, kMaxReaddirBytes, &c.rep->entries,
+                         &c.rep->eof);
+}
+
+Status Statfs(Ctx& c) {
+  ASSIGN_OR_RETURN(size_t n, c.t.InodeCount());
+  c.rep->statfs.files = n;
+  return Status::OK();
+}
+
+Status GetXattr(Ctx& c) {
+  RETURN_IF_ERROR(CheckXattrName(c.req.name));
+  ASSIGN_OR_RETURN(Inode n, c.t.GetInode(c.req.ino));
+  ASSIGN_OR_RETURN(c.rep->value, c.t.GetXattr(n.attr.ino, c.req.name));
+  return Status::OK();
+}
+
+Status ListXattr(Ctx& c) {
+  ASSIGN_OR_RETURN(Inode n, c.t.GetInode(c.req.ino));
+  ASSIGN_OR_RETURN(std::vector<std::string> names, c.t.XattrNames(n.attr.ino));
+  for (const auto& name : names) {
+    c.rep->value += name;
+    c.rep->value.push_back('\0');  // listxattr(2) layout: each name NUL-terminated
+  }
+  return Status::OK();
+}
+
+}  // namespace ringfs::meta::ops

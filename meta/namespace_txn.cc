@@ -1,0 +1,294 @@
+#include "meta/namespace_txn.h"
+
+#include <sys/stat.h>
+
+#include <bit>
+#include <cstring>
+
+#include "meta/schema.h"
+
+namespace ringfs::meta {
+
+using lmdb::Table;
+using schema::NameKey;
+using schema::SeqKey;
+using schema::U64Key;
+
+namespace {
+
+static_assert(std::endian::native == std::endian::little, "values are stored little-endian");
+
+constexpr uint8_t kInodeFormat = 1;
+constexpr size_t kInodeBytes = 1 + 8 + 5 * 4 + 8 + 3 * 12 + 8 + 8 + 8;
+constexpr size_t kDirentBytes = 8 + 4 + 8;
+
+template <class T>
+void Put(std::string& out, T v) {
+  out.append(reinterpret_cast<const char*>(&v), sizeof v);
+}
+
+// Reads fixed-size fields in order; `ok` turns false on a short record.
+struct Reader {
+  std::string_view s;
+  size_t at = 0;
+  bool ok = true;
+  template <class T>
+  T Get() {
+    T v{};
+    if (at + sizeof v > s.size()) {
+      ok = false;
+      return v;
+    }
+    std::memcpy(&v, s.data() + at, sizeof v);
+    at += sizeof v;
+    return v;
+  }
+  wire::Timespec Time() {
+    wire::Timespec t;
+    t.sec = Get<int64_t>();
+    t.nsec = Get<uint32_t>();
+    return t;
+  }
+};
+
+std::string PackInode(const Inode& n) {
+  const wire::Attr& a = n.attr;
+  std::string out;
+  out.reserve(kInodeBytes);
+  Put<uint8_t>(out, kInodeFormat);
+  Put(out, a.ino);
+  Put(out, a.mode);
+  Put(out, a.nlink);
+  Put(out, a.uid);
+  Put(out, a.gid);
+  Put(out, a.rdev);
+  Put(out, a.size);
+  for (const wire::Timespec* t : {&a.atime, &a.mtime, &a.ctime}) {
+    Put(out, t->sec);
+    Put(out, t->nsec);
+  }
+  Put(out, a.data_version);
+  Put(out, n.parent);
+  Put(out, n.next_seq);
+  return out;
+}
+
+Result<Inode> UnpackInode(std::string_view s) {
+  Reader r{s};
+  Inode n;
+  wire::Attr& a = n.attr;
+  if (r.Get<uint8_t>() != kInodeFormat) return Status::Error(EIO, "unknown inode record format");
+  a.ino = r.Get<uint64_t>();
+  a.mode = r.Get<uint32_t>();
+  a.nlink = r.Get<uint32_t>();
+  a.uid = r.Get<uint32_t>();
+  a.gid = r.Get<uint32_t>();
+  a.rdev = r.Get<uint32_t>();
+  a.size = r.Get<uint64_t>();
+  a.atime = r.Time();
+  a.mtime = r.Time();
+  a.ctime = r.Time();
+  a.data_version = r.Get<uint64_t>();
+  n.parent = r.Get<uint64_t>();
+  n.next_seq = r.Get<uint64_t>();
+  if (!r.ok) return Status::Error(EIO, "short inode record");
+  return n;
+}
+
+std::string PackDirent(const Dirent& e) {
+  std::string out;
+  out.reserve(kDirentBytes);
+  Put(out, e.ino);
+  Put(out, e.type);
+  Put(out, e.seq);
+  return out;
+}
+
+// `dirseq` value: child ino, type, then the name.
+std::string PackSeqValue(uint64_t ino, uint32_t type, std::string_view name) {
+  std::string out;
+  out.reserve(12 + name.size());
+  Put(out, ino);
+  Put(out, type);
+  out.append(name);
+  return out;
+}
+
+}  // namespace
+
+bool Inode::is_dir() const { return S_ISDIR(attr.mode); }
+
+Result<Inode> StoreTxn::GetInode(uint64_t ino) const {
+  std::string v;
+  Status st = txn_.Get(Table::kInodes, U64Key(ino), &v);
+  if (!st.ok()) return st.code() == ENOENT ? Status::Error(ENOENT, "no inode") : st;
+  return UnpackInode(v);
+}
+
+Result<Inode> StoreTxn::GetDir(uint64_t ino) const {
+  ASSIGN_OR_RETURN(Inode n, GetInode(ino));
+  if (!n.is_dir()) return Status::Error(ENOTDIR, "not a directory");
+  return n;
+}
+
+Status StoreTxn::PutInode(const Inode& node) {
+  return txn_.Put(Table::kInodes, U64Key(node.attr.ino), PackInode(node));
+}
+
+Result<uint64_t> StoreTxn::AllocIno() {
+  std::string v;
+  uint64_t next = schema::kRootIno + 1;
+  Status st = txn_.Get(Table::kCounters, schema::kNextIno, &v);
+  if (st.ok() && v.size() == 8) {
+    std::memcpy(&next, v.data(), 8);
+  } else if (!st.ok() && st.code() != ENOENT) {
+    return st;
+  }
+  uint64_t after = next + 1;
+  RETURN_IF_ERROR(txn_.Put(Table::kCounters, schema::kNextIno,
+                           std::string_view(reinterpret_cast<const char*>(&after), 8)));
+  return next;
+}
+
+Result<size_t> StoreTxn::InodeCount() const { return txn_.Count(Table::kInodes); }
+
+Result<Dirent> StoreTxn::GetEntry(uint64_t dir, std::string_view name) const {
+  std::string v;
+  Status st = txn_.Get(Table::kDirents, NameKey(dir, name), &v);
+  if (!st.ok()) return st.code() == ENOENT ? Status::Error(ENOENT, "no such entry") : st;
+  Reader r{v};
+  Dirent e;
+  e.ino = r.Get<uint64_t>();
+  e.type = r.Get<uint32_t>();
+  e.seq = r.Get<uint64_t>();
+  if (!r.ok) return Status::Error(EIO, "short dirent record");
+  return e;
+}
+
+Status StoreTxn::AddEntry(Inode& dir, std::string_view name, uint64_t ino, uint32_t type) {
+  Dirent e{ino, type, dir.next_seq++};
+  RETURN_IF_ERROR(txn_.Put(Table::kDirents, NameKey(dir.attr.ino, name), PackDirent(e)));
+  return txn_.Put(Table::kDirseq, SeqKey(dir.attr.ino, e.seq), PackSeqValue(ino, type, name));
+}
+
+Status StoreTxn::RemoveEntry(uint64_t dir, std::string_view name, const Dirent& e) {
+  RETURN_IF_ERROR(txn_.Del(Table::kDirents, NameKey(dir, name)));
+  return txn_.Del(Table::kDirseq, SeqKey(dir, e.seq));
+}
+
+Status StoreTxn::RetargetEntry(uint64_t dir, std::string_view name, const Dirent& e, uint64_t ino,
+                               uint32_t type) {
+  Dirent moved{ino, type, e.seq};
+  RETURN_IF_ERROR(txn_.Put(Table::kDirents, NameKey(dir, name), PackDirent(moved)));
+  return txn_.Put(Table::kDirseq, SeqKey(dir, e.seq), PackSeqValue(ino, type, name));
+}
+
+Result<bool> StoreTxn::IsEmptyDir(uint64_t dir) const {
+  lmdb::Cursor c(txn_, Table::kDirseq);
+  bool any = c.Seek(SeqKey(dir, 0)) && schema::HasInoPrefix(c.key(), dir);
+  RETURN_IF_ERROR(c.status());
+  return !any;
+}
+
+Status StoreTxn::ListEntries(uint64_t dir, uint64_t cookie, uint32_t max, size_t max_bytes,
+                             std::vector<wire::DirEntry>* out, bool* eof) const {
+  lmdb::Cursor c(txn_, Table::kDirseq);
+  size_t bytes = 0;
+  *eof = false;
+  // Cookies start at 1, so cookie + 1 never wraps for a real cookie.
+  bool more = cookie != UINT64_MAX && c.Seek(SeqKey(dir, cookie + 1));
+  for (; more && schema::HasInoPrefix(c.key(), dir); more = c.Next()) {
+    if (out->size() >= max || bytes >= max_bytes) return c.status();
+    std::string_view k = c.key(), v = c.value();
+    if (k.size() != 16 || v.size() < 12) return Status::Error(EIO, "bad dirseq record");
+    wire::DirEntry d;
+    std::memcpy(&d.ino, v.data(), 8);
+    std::memcpy(&d.mode, v.data() + 8, 4);
+    d.name.assign(v.substr(12));
+    d.cookie = schema::LoadBE(k, 8);
+    bytes += d.name.size() + 32;
+    out->push_back(std::move(d));
+  }
+  RETURN_IF_ERROR(c.status());
+  *eof = true;
+  return Status::OK();
+}
+
+Status StoreTxn::PutSymlink(uint64_t ino, std::string_view target) {
+  return txn_.Put(Table::kSymlinks, U64Key(ino), target);
+}
+
+Result<std::string> StoreTxn::GetSymlink(uint64_t ino) const {
+  std::string v;
+  RETURN_IF_ERROR(txn_.Get(Table::kSymlinks, U64Key(ino), &v));
+  return v;
+}
+
+Result<std::string> StoreTxn::GetXattr(uint64_t ino, std::string_view name) const {
+  std::string v;
+  Status st = txn_.Get(Table::kXattrs, NameKey(ino, name), &v);
+  if (!st.ok()) return st.code() == ENOENT ? Status::Error(ENODATA, "no such xattr") : st;
+  return v;
+}
+
+Status StoreTxn::PutXattr(uint64_t ino, std::string_view name, std::string_view value) {
+  return txn_.Put(Table::kXattrs, NameKey(ino, name), value);
+}
+
+Status StoreTxn::DelXattr(uint64_t ino, std::string_view name) {
+  Status st = txn_.Del(Table::kXattrs, NameKey(ino, name));
+  if (!st.ok() && st.code() == ENOENT) return Status::Error(ENODATA, "no such xattr");
+  return st;
+}
+
+Result<std::vector<std::string>> StoreTxn::XattrNames(uint64_t ino) const {
+  std::vector<std::string> names;
+  lmdb::Cursor c(txn_, Table::kXattrs);
+  for (bool ok = c.Seek(U64Key(ino)); ok && schema::HasInoPrefix(c.key(), ino); ok = c.Next()) {
+    names.emplace_back(c.key().substr(8));
+  }
+  RETURN_IF_ERROR(c.status());
+  return names;
+}
+
+Status StoreTxn::DropLink(Inode& victim, wire::Timespec now) {
+  wire::Attr& a = victim.attr;
+  a.ctime = now;
+  if (victim.is_dir()) {
+    a.nlink = 0;  // its own "." goes with its last name
+  } else if (a.nlink > 0) {
+    a.nlink--;
+  }
+  if (a.nlink > 0) return PutInode(victim);
+  if (victim.is_dir() || S_ISLNK(a.mode)) return Purge(a.ino);
+  RETURN_IF_ERROR(PutInode(victim));
+  int64_t ns = now.sec * 1000000000 + now.nsec;
+  return txn_.Put(Table::kOrphans, U64Key(a.ino),
+                  std::string_view(reinterpret_cast<const char*>(&ns), sizeof ns));
+}
+
+Status StoreTxn::Purge(uint64_t ino) {
+  RETURN_IF_ERROR(txn_.Del(Table::kInodes, U64Key(ino)));
+  Status st = txn_.Del(Table::kSymlinks, U64Key(ino));
+  if (!st.ok() && st.code() != ENOENT) return st;
+  ASSIGN_OR_RETURN(std::vector<std::string> names, XattrNames(ino));
+  for (const auto& n : names) RETURN_IF_ERROR(txn_.Del(Table::kXattrs, NameKey(ino, n)));
+  return Status::OK();
+}
+
+Result<bool> StoreTxn::IsOrphan(uint64_t ino) const {
+  Status st = txn_.Get(Table::kOrphans, U64Key(ino), nullptr);
+  if (st.ok()) return true;
+  if (st.code() == ENOENT) return false;
+  return st;
+}
+
+Status StoreTxn::DelOrphan(uint64_t ino) { return txn_.Del(Table::kOrphans, U64Key(ino)); }
+
+Status StoreTxn::AddGc(uint64_t ino, wire::Timespec now) {
+  int64_t ns = now.sec * 1000000000 + now.nsec;
+  return txn_.Put(Table::kGc, U64Key(ino),
+                  std::string_view(reinterpret_cast<const char*>(&ns), sizeof ns));
+}
+
+}  // namespace ringfs::meta

@@ -1,0 +1,134 @@
+#include "meta/service.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/log.h"
+
+namespace ringfs::meta {
+
+using wire::Op;
+
+namespace {
+
+void Send(rpc::Responder& r, const Status& st, const wire::MetaReply& rep) {
+  if (st.ok()) {
+    r.ReplyWith(rep);
+  } else {
+    r.Reply(st);
+  }
+}
+
+}  // namespace
+
+Status WriteFileAtomic(const std::string& path, const std::string& content) {
+  const std::string tmp = path + ".tmp." + std::to_string(getpid());
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return Status::Error(errno, "open " + tmp);
+  bool ok = write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size()) &&
+            fsync(fd) == 0;
+  int err = errno;
+  close(fd);
+  if (!ok || rename(tmp.c_str(), path.c_str()) != 0) {
+    err = ok ? errno : err;
+    unlink(tmp.c_str());
+    return Status::Error(err ? err : EIO, "write " + path);
+  }
+  return Status::OK();
+}
+
+Result<std::unique_ptr<Service>> Service::Open(ServiceOptions opts) {
+  if (opts.dir.empty()) return Status::Error(EINVAL, "--dir is required");
+  if (opts.replicas == 0) return Status::Error(EINVAL, "--replicas must be at least 1");
+  if (opts.workers < 1) return Status::Error(EINVAL, "--workers must be at least 1");
+  if (opts.node_timeout_ms < 1) return Status::Error(EINVAL, "--node-timeout-ms must be positive");
+  std::unique_ptr<Service> s(new Service(std::move(opts)));
+  Namespace::Options nso;
+  nso.dir = s->opts_.dir;
+  ASSIGN_OR_RETURN(s->ns_, Namespace::Open(nso));
+  NodeRegistry::Options no;
+  no.replicas = s->opts_.replicas;
+  no.node_timeout_ms = s->opts_.node_timeout_ms;
+  ASSIGN_OR_RETURN(s->nodes_, NodeRegistry::Open(&s->ns_->env(), no));
+  s->commit_ = std::make_unique<GroupCommit>(s->ns_.get(), s->opts_.max_batch);
+  BlockReclaimer::Options go;
+  go.interval_ms = s->opts_.gc_interval_ms;
+  s->gc_ = std::make_unique<BlockReclaimer>(s->ns_.get(), s->nodes_.get(), go);
+  Service* self = s.get();
+  s->server_ = std::make_unique<rpc::Server>(
+      s->opts_.listen, s->opts_.workers,
+      [self](rpc::Message&& m, rpc::Responder&& r) { self->Handle(std::move(m), std::move(r)); });
+  return s;
+}
+
+Service::~Service() { Stop(); }
+
+Status Service::Start() {
+  commit_->Start();
+  gc_->Start();
+  RETURN_IF_ERROR(server_->Start());
+  if (!opts_.addr_file.empty())
+    RETURN_IF_ERROR(WriteFileAtomic(opts_.addr_file, endpoint() + "\n"));
+  LOG_INFO("ringfs-meta serving %s on %s", opts_.dir.c_str(), endpoint().c_str());
+  return Status::OK();
+}
+
+void Service::Stop() {
+  // No new requests, then finish the queued mutations (their replies are
+  // dropped with the server, but what was acknowledged stays acknowledged).
+  if (server_) server_->Stop();
+  if (commit_) commit_->Stop();
+  if (gc_) gc_->Stop();
+}
+
+void Service::Handle(rpc::Message&& m, rpc::Responder&& r) {
+  const Op op = static_cast<Op>(m.env.op);
+  const bool mutation = Namespace::IsMutation(op);
+  if (!mutation && !Namespace::IsRead(op) && op != Op::kRegisterNode && op != Op::kGetMap) {
+    return r.Reply(Status::Error(EOPNOTSUPP, "op " + std::to_string(m.env.op)));
+  }
+  wire::MetaRequest req;
+  if (op != Op::kGetMap) {  // GetMap needs no fields: any body will do
+    Status st = m.DecodeBody(req);
+    if (!st.ok()) return r.Reply(st);
+  }
+  if (mutation) {
+    auto resp = std::make_shared<rpc::Responder>(std::move(r));
+    commit_->Submit(op, std::move(req), [this, op, resp](const Status& st, wire::MetaReply& rep) {
+      if (st.ok() && op == Op::kReclaim && rep.attr.ino != 0) gc_->Kick();
+      Send(*resp, st, rep);
+    });
+    return;
+  }
+  wire::MetaReply rep;
+  Status st = HandleDirect(op, req, &rep);
+  Send(r, st, rep);
+}
+
+Status Service::HandleDirect(Op op, const wire::MetaRequest& req, wire::MetaReply* rep) {
+  switch (op) {
+    case Op::kRegisterNode: {
+      ASSIGN_OR_RETURN(rep->node_id, nodes_->Register(req.node));
+      rep->map = nodes_->Map();
+      return Status::OK();
+    }
+    case Op::kGetMap:
+      rep->map = nodes_->Map();
+      return Status::OK();
+    case Op::kStatfs: {
+      RETURN_IF_ERROR(ns_->Read(op, req, rep));
+      // Usable space: raw space over the copies each block takes (no more
+      // copies than there are nodes to hold them).
+      NodeRegistry::Space sp = nodes_->AliveSpace();
+      uint64_t copies = std::max<uint64_t>(1, std::min<uint64_t>(nodes_->replicas(), sp.alive));
+      rep->statfs.total_bytes = sp.capacity / copies;
+      rep->statfs.free_bytes = (sp.capacity - sp.used) / copies;
+      return Status::OK();
+    }
+    default:
+      return ns_->Read(op, req, rep);
+  }
+}
+
+}  // namespace ringfs::meta

@@ -1,0 +1,60 @@
+// ringfs-meta: the metadata service. Answers MetaRequests over the RPC layer:
+// reads run on the worker threads in parallel read transactions, mutations go
+// through group commit, node ops through the registry.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "common/rpc.h"
+#include "common/status.h"
+#include "meta/gc.h"
+#include "meta/group_commit.h"
+#include "meta/namespace.h"
+#include "meta/nodes.h"
+
+namespace ringfs::meta {
+
+// Every tunable of the service, each with its default and why.
+struct ServiceOptions {
+  std::string dir;                             // the store lives in DIR/meta.lmdb
+  std::string listen = "tcp://127.0.0.1:*";    // loopback, any port: safe for a dev box
+  std::string addr_file;                       // where to publish the bound endpoint
+  uint32_t replicas = wire::kDefaultReplicas;  // RF=3 survives two lost nodes
+  int node_timeout_ms = 3000;                  // three missed 1 s heartbeats mean down
+  int workers = 4;                             // read parallelism; writes have their own thread
+  size_t max_batch = 1024;                     // mutations per group commit: bounds reply latency
+  int gc_interval_ms = 1000;                   // how often unfinished block reclamation is retried
+};
+
+class Service {
+ public:
+  static Result<std::unique_ptr<Service>> Open(ServiceOptions opts);
+  ~Service();
+
+  // Binds, starts every thread and publishes the endpoint to --addr-file.
+  Status Start();
+  void Stop();
+  const std::string& endpoint() const { return server_->endpoint(); }
+
+  uint64_t commit_batches() const { return commit_->batches(); }
+  uint64_t committed_ops() const { return commit_->ops(); }
+
+ private:
+  explicit Service(ServiceOptions opts) : opts_(std::move(opts)) {}
+  void Handle(rpc::Message&& m, rpc::Responder&& r);
+  Status HandleDirect(wire::Op op, const wire::MetaRequest& req, wire::MetaReply* rep);
+
+  ServiceOptions opts_;
+  std::unique_ptr<Namespace> ns_;
+  std::unique_ptr<NodeRegistry> nodes_;
+  std::unique_ptr<GroupCommit> commit_;
+  std::unique_ptr<BlockReclaimer> gc_;
+  std::unique_ptr<rpc::Server> server_;  // last: destroyed first
+};
+
+// Writes `content` to `path` via a temporary file and rename, so readers
+// never see a partial file.
+Status WriteFileAtomic(const std::string& path, const std::string& content);
+
+}  // namespace ringfs::meta
