@@ -430,7 +430,7 @@ Status BlockStore::SyncWritten(const Opened& f, uint64_t ino) {
   return Status::OK();
 }
 
-Result<BlockData> BlockStore::Read(uint64_t ino, uint64_t index, uint32_t offset, uint32_t len) {
+Result<ReadBuffer> BlockStore::Read(uint64_t ino, uint64_t index, uint32_t offset, uint32_t len) {
   if (offset > wire::kBlockSize || len > wire::kBlockSize - offset)
     return Status::Error(EINVAL, "read past the end of a block");
   std::shared_lock inode_lock(InodeMu(ino));
@@ -443,12 +443,12 @@ Result<BlockData> BlockStore::Read(uint64_t ino, uint64_t index, uint32_t offset
     return Status::Error(EIO, "corrupt header in block " + BlockName(ino, index));
   }
   const uint32_t end = std::min(offset + len, h.length);
-  if (offset >= end) return BlockData();
+  if (offset >= end) return ReadBuffer();
   const uint32_t first = offset / kChunk, last = DivCeil(end, kChunk);
   const uint32_t begin = first * kChunk;
   char* buf = static_cast<char*>(std::malloc(std::min(last * kChunk, h.length) - begin));
   if (!buf) return Status::Error(ENOMEM, "read buffer");
-  BlockData out(buf, offset - begin, end - offset);
+  ReadBuffer out(buf, offset - begin, end - offset);
   RETURN_IF_ERROR(ReadVerified(io_, fd.get(), h, first, last, buf));
   return out;
 }

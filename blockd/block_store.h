@@ -54,13 +54,13 @@ struct StoreStats {
   uint64_t blocks = 0;
 };
 
-// Bytes read from a block. The buffer covers whole checksum chunks; the bytes
-// asked for are [data(), data() + size()). release() hands the malloc'd
+// Bytes read from one block. The buffer covers whole checksum chunks; the
+// bytes asked for are [data(), data() + size()). release() hands the malloc'd
 // buffer to a zero-copy message (free it with std::free).
-class BlockData {
+class ReadBuffer {
  public:
-  BlockData() = default;
-  BlockData(char* buf, size_t begin, size_t size) : buf_(buf), begin_(begin), size_(size) {}
+  ReadBuffer() = default;
+  ReadBuffer(char* buf, size_t begin, size_t size) : buf_(buf), begin_(begin), size_(size) {}
   const char* data() const { return buf_ ? buf_.get() + begin_ : nullptr; }
   size_t size() const { return size_; }
   size_t begin() const { return begin_; }
@@ -94,7 +94,7 @@ class BlockStore {
   // Bytes [offset, min(offset + len, length)): shorter than `len` when the
   // block is; the caller zero-fills. ENOENT when the block does not exist, EIO
   // when a touched chunk fails its checksum.
-  Result<BlockData> Read(uint64_t ino, uint64_t index, uint32_t offset, uint32_t len);
+  Result<ReadBuffer> Read(uint64_t ino, uint64_t index, uint32_t offset, uint32_t len);
   // Drops the inode's bytes from file offset `size` on.
   Status Truncate(uint64_t ino, uint64_t size);
   // Removes every block of the inode.
