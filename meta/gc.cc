@@ -66,6 +66,12 @@ size_t BlockReclaimer::RunOnce() {
     return 0;
   }
   const wire::ClusterMap map = nodes_->Map();
+  // Forget channels to addresses no node has any more.
+  for (auto it = channels_.begin(); it != channels_.end();) {
+    bool used = false;
+    for (const auto& n : map.nodes) used = used || n.addr == it->first;
+    it = used ? std::next(it) : channels_.erase(it);
+  }
   std::set<uint32_t> unreachable;  // timed out this pass: not asked again until the next
   std::vector<uint64_t> done;
   for (uint64_t ino : *pending) {

@@ -1,8 +1,12 @@
 #include "meta/namespace.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <ctime>
+#include <filesystem>
 
 #include "meta/namespace_ops.h"
 #include "meta/schema.h"
@@ -18,10 +22,32 @@ wire::Timespec RealtimeNow() {
 }
 
 Result<std::unique_ptr<Namespace>> Namespace::Open(Options opts) {
+  std::error_code ec;
+  std::filesystem::create_directories(opts.dir, ec);
+  if (ec) return Status::Error(ec.value(), "create " + opts.dir + ": " + ec.message());
   std::unique_ptr<Namespace> ns(new Namespace(std::move(opts)));
+  RETURN_IF_ERROR(ns->LockDir());
   ASSIGN_OR_RETURN(ns->env_, lmdb::Env::Open(ns->opts_.dir + "/meta.lmdb", ns->opts_.map_size));
   RETURN_IF_ERROR(ns->CreateRoot());
   return ns;
+}
+
+Namespace::~Namespace() {
+  env_.reset();
+  if (lock_fd_ >= 0) close(lock_fd_);
+}
+
+// LMDB would let two processes share the store, but two services would keep
+// two different node registries: refuse the second one.
+Status Namespace::LockDir() {
+  const std::string path = opts_.dir + "/meta.lock";
+  lock_fd_ = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (lock_fd_ < 0) return Status::Error(errno, "open " + path);
+  if (flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    return Status::Error(errno == EWOULDBLOCK ? EBUSY : errno,
+                         "another ringfs-meta is using " + opts_.dir);
+  }
+  return Status::OK();
 }
 
 Status Namespace::CreateRoot() {

@@ -38,6 +38,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 #include "common/wire.h"
@@ -56,6 +57,7 @@ class Namespace {
     Clock clock = RealtimeNow;           // the service clock for every timestamp
   };
   static Result<std::unique_ptr<Namespace>> Open(Options opts);
+  ~Namespace();
 
   // True for ops that change the store (they go through ApplyBatch).
   static bool IsMutation(wire::Op op);
@@ -87,10 +89,12 @@ class Namespace {
 
  private:
   explicit Namespace(Options opts) : opts_(std::move(opts)) {}
+  Status LockDir();
   Status CreateRoot();
   Status Apply(lmdb::Txn& txn, wire::Op op, const wire::MetaRequest& req, wire::MetaReply* rep);
 
   Options opts_;
+  int lock_fd_ = -1;  // flock on DIR/meta.lock: one service per store
   std::unique_ptr<lmdb::Env> env_;
 };
 

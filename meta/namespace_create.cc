@@ -93,7 +93,6 @@ Status Link(Ctx& c) {
   if (n.is_dir()) return Status::Error(EPERM, "hard link to a directory");
   if (n.attr.nlink == 0) return Status::Error(ENOENT, "file was unlinked");
   if (n.attr.nlink >= kMaxLinks) return Status::Error(EMLINK, "too many links");
-  RETURN_IF_ERROR(CheckName(c.req.newname));
   ASSIGN_OR_RETURN(Inode dir, ParentForNew(c.t, c.req.newparent, c.req.newname));
   RETURN_IF_ERROR(c.t.AddEntry(dir, c.req.newname, n.attr.ino, n.attr.mode & S_IFMT));
   Touch(dir, c.now);

@@ -110,8 +110,8 @@ Status Rename(Ctx& c) {
   if (!te.ok() && te.status().code() != ENOENT) return te.status();
   c.rep->attr = wire::Attr();  // ino 0: nothing replaced
 
-  if (te.ok() && te->ino == s.se.ino) return Status::OK();  // same inode: a no-op
   if (te.ok() && (flags & RENAME_NOREPLACE)) return Status::Error(EEXIST, "target exists");
+  if (te.ok() && te->ino == s.se.ino) return Status::OK();  // same inode: a no-op
   if (flags & RENAME_EXCHANGE) {
     if (!te.ok()) return Status::Error(ENOENT, "exchange target missing");
     return Exchange(c, s, *te);

@@ -452,6 +452,7 @@ TEST_F(NamespaceTest, RenameSameInodeIsANoOp) {
   auto r = Rename(kRoot, "f", kRoot, "alias");
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->ino, 0u);
+  EXPECT_ERRNO(Rename(kRoot, "f", kRoot, "alias", RENAME_NOREPLACE), EEXIST);
   EXPECT_TRUE(Lookup(kRoot, "f").ok());  // POSIX: both names stay
   EXPECT_TRUE(Lookup(kRoot, "alias").ok());
   EXPECT_EQ(Nlink(f->ino), 2u);
@@ -705,6 +706,14 @@ TEST_F(NamespaceTest, HundredThousandEntriesListedInPages) {
               static_cast<long long>(std::chrono::duration_cast<ms>(created - start).count()),
               static_cast<long long>(std::chrono::duration_cast<ms>(listed - created).count()));
   EXPECT_LT(std::chrono::duration_cast<ms>(listed - created).count(), 5000);
+}
+
+TEST_F(NamespaceTest, SecondOpenOfTheSameStoreIsRefused) {
+  Namespace::Options o;
+  o.dir = dir_;
+  auto second = Namespace::Open(o);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), EBUSY);
 }
 
 TEST_F(NamespaceTest, EverythingSurvivesReopen) {
