@@ -103,6 +103,8 @@ Status Up(const UpOptions& o) {
   RETURN_IF_ERROR(SaveConf(dir, c));
   const std::string meta = "tcp://127.0.0.1:" + c["meta_port"];
 
+  fs::create_directories(dir + "/meta", ec);
+  for (int i = 0; i < nodes; i++) fs::create_directories(dir + "/node" + std::to_string(i), ec);
   bool started = false;
   RETURN_IF_ERROR(StartDaemon(dir, "meta",
                               {bin + "/ringfs-meta", "--dir", dir + "/meta", "--listen", meta},
