@@ -164,6 +164,19 @@ void Filesystem::NoteUnlinked(const wire::Attr& victim) {
   if (victim.nlink == 0) inode->orphan = true;
 }
 
+void Filesystem::AdoptAttrLocked(Inode& inode, const wire::Attr& attr) {
+  // Our own change moves the version by at most one; any other jump means
+  // another client wrote too, so cached data can no longer be trusted.
+  const uint64_t v = attr.data_version;
+  if (!(inode.cache_valid && (v == inode.cache_version || v == inode.cache_version + 1))) {
+    data_->DropCache(inode.ino);
+  }
+  inode.cache_version = v;
+  inode.cache_valid = true;
+  inode.attr = attr;
+  inode.have_attr = true;
+}
+
 Status Filesystem::CommitWrites(const std::shared_ptr<Inode>& inode) {
   wire::MetaRequest req;
   {
@@ -175,15 +188,7 @@ Status Filesystem::CommitWrites(const std::shared_ptr<Inode>& inode) {
   wire::MetaReply rep;
   RETURN_IF_ERROR(meta_->Call(wire::Op::kCommitWrite, req, &rep));
   std::lock_guard<std::mutex> lock(inode->mu);
-  // Our own commit moves the version by one; any other jump means another
-  // client wrote too, so cached data can no longer be trusted.
-  if (!(inode->cache_valid && rep.attr.data_version == inode->cache_version + 1)) {
-    data_->DropCache(inode->ino);
-  }
-  inode->cache_version = rep.attr.data_version;
-  inode->cache_valid = true;
-  inode->attr = rep.attr;
-  inode->have_attr = true;
+  AdoptAttrLocked(*inode, rep.attr);
   if (!inode->HasPendingWrites() && inode->write_end <= req.size) {
     inode->wrote = false;
     inode->write_end = 0;
@@ -195,6 +200,25 @@ Status Filesystem::FlushAndCommit(const std::shared_ptr<Inode>& inode) {
   Status st = data_->Flush(inode);
   Status commit = CommitWrites(inode);
   return st.ok() ? commit : st;
+}
+
+}  // namespace ringfs::fuse
+
+namespace ringfs::fuse {
+
+Status Filesystem::Truncate(const std::shared_ptr<Inode>& inode, uint64_t size, wire::Attr* attr) {
+  RETURN_IF_ERROR(FlushAndCommit(inode));
+  RETURN_IF_ERROR(data_->Truncate(inode, size));
+  wire::MetaRequest m;
+  m.ino = inode->ino;
+  m.mask = wire::kSetSize;
+  m.size = size;
+  wire::MetaReply r;
+  RETURN_IF_ERROR(meta_->Call(wire::Op::kSetAttr, m, &r));
+  std::lock_guard<std::mutex> lock(inode->mu);
+  AdoptAttrLocked(*inode, r.attr);
+  *attr = r.attr;
+  return Status::OK();
 }
 
 }  // namespace ringfs::fuse

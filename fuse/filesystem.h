@@ -50,8 +50,13 @@ class Filesystem {
   void FillStat(const wire::Attr& a, struct stat* st) const;
   double AttrTimeout(const wire::Attr& a) const;
 
+  // Takes attributes returned by a change this client made (inode->mu held).
+  void AdoptAttrLocked(Inode& inode, const wire::Attr& attr);
   // Publishes buffered writes (size, mtime) to the metadata service.
   Status CommitWrites(const std::shared_ptr<Inode>& inode);
+  // Cuts the file to `size` on the block nodes, then commits it; `attr`
+  // receives the new attributes.
+  Status Truncate(const std::shared_ptr<Inode>& inode, uint64_t size, wire::Attr* attr);
   // Flush + commit: what close() waits for.
   Status FlushAndCommit(const std::shared_ptr<Inode>& inode);
 

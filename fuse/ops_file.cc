@@ -33,6 +33,11 @@ void DoOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   if (!st.ok()) return ReplyStatus(req, st);
   if (S_ISDIR(r.attr.mode)) return (void)fuse_reply_err(req, EISDIR);
   auto inode = fs->Get(ino);
+  if ((fi->flags & O_TRUNC) && r.attr.size > 0) {
+    // Atomic O_TRUNC: the kernel leaves the truncation to open.
+    st = fs->Truncate(inode, 0, &r.attr);
+    if (!st.ok()) return ReplyStatus(req, st);
+  }
   fi->keep_cache = NoteOpen(fs, inode, r.attr);
   fi->fh = 0;
   if (fuse_reply_open(req, fi) != 0) {  // interrupted: no release will follow

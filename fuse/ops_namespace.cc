@@ -96,6 +96,8 @@ void DoSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
   if (to_set & FUSE_SET_ATTR_MTIME_NOW) m.mask |= wire::kSetMtimeNow;
   if (to_set & FUSE_SET_ATTR_CTIME) m.mask |= wire::kSetCtime;
   if (to_set & FUSE_SET_ATTR_SIZE) {
+    // Data is cut on every node before the new size is committed, so bytes
+    // past it can never reappear when the file grows again.
     m.mask |= wire::kSetSize;
     m.size = static_cast<uint64_t>(attr->st_size);
     st = fs->data().Truncate(inode, m.size);
@@ -108,12 +110,7 @@ void DoSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
   if (!st.ok()) return ReplyStatus(req, st);
   {
     std::lock_guard<std::mutex> lock(inode->mu);
-    if ((to_set & FUSE_SET_ATTR_SIZE) && inode->cache_valid &&
-        r.attr.data_version == inode->cache_version + 1) {
-      inode->cache_version = r.attr.data_version;
-    }
-    inode->attr = r.attr;
-    inode->have_attr = true;
+    fs->AdoptAttrLocked(*inode, r.attr);
   }
   ReplyAttr(req, r.attr);
 }

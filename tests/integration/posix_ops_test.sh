@@ -36,10 +36,16 @@ touch -d "2001-02-03 04:05:06" "$M/hard"
 ok "chmod, chown, touch -d"
 
 # Errors come back as the right errno.
-mkdir "$M/a" 2>&1 | grep -q "File exists" || fail "mkdir existing: EEXIST"
-rmdir "$M/a" 2>&1 | grep -q "not empty" || fail "rmdir non-empty: ENOTEMPTY"
-cat "$M/nope" 2>&1 | grep -q "No such file" || fail "ENOENT"
-rmdir "$M/hard" 2>&1 | grep -q "Not a directory" || fail "rmdir file: ENOTDIR"
+# expect_err MESSAGE CMD...: CMD must fail with MESSAGE on stderr.
+expect_err() {
+  local want=$1; shift
+  if "$@" 2>"$T/err"; then fail "$* succeeded"; fi
+  grep -q "$want" "$T/err" || fail "$*: wanted '$want', got: $(cat "$T/err")"
+}
+expect_err "File exists" mkdir "$M/a"
+expect_err "not empty" rmdir "$M/a"
+expect_err "No such file" cat "$M/nope"
+expect_err "Not a directory" rmdir "$M/hard"
 python3 - "$M" <<'PY' || fail "errno checks"
 import errno, os, sys
 m = sys.argv[1]
