@@ -194,11 +194,24 @@ void Server::HandleFrames(std::vector<zmq::message_t>& frames) {
     in.msg.data = std::move(frames[3]);
     in.msg.has_data = true;
   }
+  if (nworkers_ == 0) {  // inline: cheapest path for handlers that never block
+    Dispatch(std::move(in));
+    return;
+  }
   {
     std::lock_guard<std::mutex> lock(in_mu_);
     in_.push_back(std::move(in));
   }
   in_cv_.notify_one();
+}
+
+void Server::Dispatch(Incoming in) {
+  Responder r(this, std::move(in.identity), in.msg.env);
+  try {
+    handler_(std::move(in.msg), std::move(r));
+  } catch (const std::exception& e) {
+    LOG_ERROR("handler threw: %s", e.what());
+  }
 }
 
 void Server::WorkerLoop() {
@@ -211,12 +224,7 @@ void Server::WorkerLoop() {
       in = std::move(in_.front());
       in_.pop_front();
     }
-    Responder r(this, std::move(in.identity), in.msg.env);
-    try {
-      handler_(std::move(in.msg), std::move(r));
-    } catch (const std::exception& e) {
-      LOG_ERROR("handler threw: %s", e.what());
-    }
+    Dispatch(std::move(in));
   }
 }
 

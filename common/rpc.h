@@ -68,6 +68,8 @@ class Server {
  public:
   using Handler = std::function<void(Message&&, Responder&&)>;
 
+  // workers == 0 runs the handler on the I/O thread itself: no hand-off, for
+  // handlers that never block (they may still move the Responder elsewhere).
   Server(std::string bind_endpoint, int workers, Handler handler);
   ~Server();
 
@@ -91,6 +93,7 @@ class Server {
   void WorkerLoop();
   void Enqueue(Outgoing out);
   void HandleFrames(std::vector<zmq::message_t>& frames);
+  void Dispatch(Incoming in);
 
   std::string bind_;
   std::string endpoint_;

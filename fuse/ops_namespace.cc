@@ -78,9 +78,20 @@ void DoSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
   auto inode = fs->Get(ino);
   wire::MetaRequest m;
   m.ino = ino;
-  // Buffered writes land first, so their commit cannot undo this change.
-  Status st = fs->FlushAndCommit(inode);
+  // Buffered writes land first; their new size rides along with this change
+  // (one metadata commit instead of two: tar sets times right after writing).
+  Status st = fs->data().Flush(inode);
   if (!st.ok()) return ReplyStatus(req, st);
+  bool carries_writes = false;
+  if (!(to_set & FUSE_SET_ATTR_SIZE)) {
+    std::lock_guard<std::mutex> lock(inode->mu);
+    if (inode->wrote) {
+      carries_writes = true;
+      m.mask |= wire::kSetSize;
+      m.size = inode->Size();
+      if (!(to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW))) m.mask |= wire::kSetMtimeNow;
+    }
+  }
   if (to_set & FUSE_SET_ATTR_MODE) m.mask |= wire::kSetMode, m.mode = attr->st_mode;
   if (to_set & FUSE_SET_ATTR_UID) m.mask |= wire::kSetUid, m.uid = attr->st_uid;
   if (to_set & FUSE_SET_ATTR_GID) m.mask |= wire::kSetGid, m.gid = attr->st_gid;
@@ -111,6 +122,10 @@ void DoSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
   {
     std::lock_guard<std::mutex> lock(inode->mu);
     fs->AdoptAttrLocked(*inode, r.attr);
+    if (carries_writes && !inode->HasPendingWrites() && inode->write_end <= m.size) {
+      inode->wrote = false;
+      inode->write_end = 0;
+    }
   }
   ReplyAttr(req, r.attr);
 }

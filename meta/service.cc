@@ -41,7 +41,7 @@ Status WriteFileAtomic(const std::string& path, const std::string& content) {
 Result<std::unique_ptr<Service>> Service::Open(ServiceOptions opts) {
   if (opts.dir.empty()) return Status::Error(EINVAL, "--dir is required");
   if (opts.replicas == 0) return Status::Error(EINVAL, "--replicas must be at least 1");
-  if (opts.workers < 1) return Status::Error(EINVAL, "--workers must be at least 1");
+  if (opts.workers < 0) return Status::Error(EINVAL, "--workers must be at least 0");
   if (opts.node_timeout_ms < 1) return Status::Error(EINVAL, "--node-timeout-ms must be positive");
   std::unique_ptr<Service> s(new Service(std::move(opts)));
   Namespace::Options nso;

@@ -22,7 +22,9 @@ struct ServiceOptions {
   std::string addr_file;                       // where to publish the bound endpoint
   uint32_t replicas = wire::kDefaultReplicas;  // RF=3 survives two lost nodes
   int node_timeout_ms = 3000;                  // three missed 1 s heartbeats mean down
-  int workers = 4;                             // read parallelism; writes have their own thread
+  // 0: reads are served on the RPC I/O thread (LMDB reads take microseconds,
+  // a hand-off to a worker costs more); writes have their own thread.
+  int workers = 0;
   size_t max_batch = 1024;                     // mutations per group commit: bounds reply latency
   int gc_interval_ms = 1000;                   // how often unfinished block reclamation is retried
 };
