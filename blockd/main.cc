@@ -6,8 +6,10 @@
 
 #include "blockd/service.h"
 #include "common/log.h"
+#include "common/memory.h"
 
 int main(int argc, char** argv) {
+  ringfs::TuneMallocForBlocks();
   ringfs::blockd::ServiceOptions opts;
   std::string addr_file;
   bool no_early_writeback = false;

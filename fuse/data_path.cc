@@ -15,7 +15,7 @@ DataPath::DataPath(blockd::Client& blocks, const Options& opts)
       opts_(opts),
       cache_(opts.cache_bytes),
       uploads_(opts.upload_threads),
-      readers_(std::max(2, opts.readahead_blocks)) {}
+      readers_(std::max(2, opts.readahead_blocks + 1)) {}
 
 // ------------------------------------------------------------------ writes
 
@@ -174,9 +174,11 @@ void DataPath::Prefetch(const std::shared_ptr<Inode>& inode, uint64_t index, uin
   readers_.Submit([this, ino, index, e] { cache_.Fill(ino, index, e, blocks_.Read(ino, index, 0, kBs)); });
 }
 
-Result<std::string> DataPath::Read(const std::shared_ptr<Inode>& inode, uint64_t off, size_t size,
-                                   uint64_t file_size) {
-  if (off >= file_size || size == 0) return std::string();
+Result<ReadReply> DataPath::Read(const std::shared_ptr<Inode>& inode, uint64_t off, size_t size,
+                                 uint64_t file_size) {
+  static const std::string kZeros(kBs, '\0');
+  ReadReply out;
+  if (off >= file_size || size == 0) return out;
   size = std::min<uint64_t>(size, file_size - off);
   bool sequential;
   {
@@ -189,30 +191,32 @@ Result<std::string> DataPath::Read(const std::shared_ptr<Inode>& inode, uint64_t
     sequential = off == inode->next_read || size >= kChunk;
     inode->next_read = off + size;
   }
-  std::string out(size, '\0');
   size_t done = 0;
   while (done < size) {
     const uint64_t pos = off + done;
     const uint64_t index = pos / kBs;
     const uint32_t boff = static_cast<uint32_t>(pos % kBs);
     const size_t n = std::min<size_t>(size - done, kBs - boff);
-    auto copy = [&](const blockd::BlockData& d, uint32_t base) {
-      // d holds bytes [base, base + d.length) of the block; the rest is zeros.
+    // `d` holds bytes [base, base + d.length) of the block; the rest is zeros.
+    auto add = [&](const blockd::BlockData& d, uint32_t base, std::shared_ptr<const void> owner) {
       const uint64_t have_end = base + d.length;
+      size_t k = 0;
       if (boff < have_end) {
-        const size_t k = std::min<uint64_t>(n, have_end - boff);
-        std::memcpy(out.data() + done, d.data.data<char>() + (boff - base), k);
+        k = std::min<uint64_t>(n, have_end - boff);
+        out.iov.push_back({const_cast<char*>(d.data.data<char>()) + (boff - base), k});
+        out.hold.push_back(std::move(owner));
       }
+      if (k < n) out.iov.push_back({const_cast<char*>(kZeros.data()), n - k});
     };
     auto cached = cache_.Get(inode->ino, index);
     if (cached) {
       cache_.Wait(cached);
       if (!cached->status.ok()) return cached->status;
-      copy(cached->data, 0);
+      add(cached->data, 0, cached);
     } else if (sequential) {
       std::shared_ptr<CachedBlock> e;
       RETURN_IF_ERROR(FetchWhole(inode->ino, index, &e));
-      copy(e->data, 0);
+      add(e->data, 0, e);
     } else {
       // A random read: fetch just the checksum chunks it touches.
       const uint32_t a = boff / kChunk * kChunk;
@@ -220,7 +224,8 @@ Result<std::string> DataPath::Read(const std::shared_ptr<Inode>& inode, uint64_t
           std::min<uint64_t>(kBs, (boff + n + kChunk - 1) / kChunk * kChunk));
       auto r = blocks_.Read(inode->ino, index, a, b - a);
       if (!r.ok()) return r.status();
-      copy(*r, a);
+      auto owned = std::make_shared<blockd::BlockData>(std::move(r).value());
+      add(*owned, a, owned);
     }
     if (sequential) {
       for (int k = 1; k <= opts_.readahead_blocks; k++) Prefetch(inode, index + k, file_size);

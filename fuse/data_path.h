@@ -6,6 +6,9 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <vector>
+
+#include <sys/uio.h>
 
 #include "blockd/client.h"
 #include "common/thread_pool.h"
@@ -14,6 +17,13 @@
 #include "fuse/options.h"
 
 namespace ringfs::fuse {
+
+// The bytes of one read as segments pointing into fetched blocks (no copy);
+// `hold` keeps those blocks alive until the reply is written to the kernel.
+struct ReadReply {
+  std::vector<iovec> iov;
+  std::vector<std::shared_ptr<const void>> hold;
+};
 
 class DataPath {
  public:
@@ -27,7 +37,7 @@ class DataPath {
   // Flush, then make the written blocks durable on their nodes.
   Status Sync(const std::shared_ptr<Inode>& inode);
   // Reads [off, off+size) of a file of `file_size` bytes.
-  Result<std::string> Read(const std::shared_ptr<Inode>& inode, uint64_t off, size_t size,
+  Result<ReadReply> Read(const std::shared_ptr<Inode>& inode, uint64_t off, size_t size,
                            uint64_t file_size);
   // Cuts the file's data to `size` bytes on every node.
   Status Truncate(const std::shared_ptr<Inode>& inode, uint64_t size);

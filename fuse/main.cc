@@ -10,6 +10,7 @@
 
 #include "common/codec.h"
 #include "common/log.h"
+#include "common/memory.h"
 #include "common/wire.h"
 #include "fuse/filesystem.h"
 
@@ -87,6 +88,7 @@ void Destroy(void* userdata) { static_cast<Filesystem*>(userdata)->Stop(); }
 }  // namespace
 
 int main(int argc, char* argv[]) {
+  ringfs::TuneMallocForBlocks();
   fuse_args args = FUSE_ARGS_INIT(argc, argv);
   CmdOpts cmd;
   if (fuse_opt_parse(&args, &cmd, kOptSpec, nullptr) == -1) return 2;

@@ -77,7 +77,8 @@ void DoRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_in
   }
   auto r = fs->data().Read(inode, static_cast<uint64_t>(off), size, file_size);
   if (!r.ok()) return ReplyStatus(req, r.status());
-  fuse_reply_buf(req, r->data(), r->size());
+  if (r->iov.empty()) return (void)fuse_reply_buf(req, nullptr, 0);
+  fuse_reply_iov(req, r->iov.data(), static_cast<int>(r->iov.size()));
 }
 
 void DoWrite(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off,

@@ -16,7 +16,7 @@ struct Options {
   uint64_t cache_bytes = 256ull << 20;     // clean block cache
   uint64_t inflight_bytes = 128ull << 20;  // uploads in flight before writers wait
   int upload_threads = 8;           // parallel block uploads (each fans out to RF)
-  int readahead_blocks = 2;         // blocks prefetched ahead of a sequential reader
+  int readahead_blocks = 4;         // blocks prefetched ahead of a sequential reader (16 MiB)
   int map_refresh_ms = 1000;        // how often the cluster map is re-read
 };
 
