@@ -191,6 +191,9 @@ Result<ReadReply> DataPath::Read(const std::shared_ptr<Inode>& inode, uint64_t o
     sequential = off == inode->next_read || size >= kChunk;
     inode->next_read = off + size;
   }
+  // Files that fit easily in the cache are fetched a block at a time even when
+  // read randomly: after one pass every read is a cache hit.
+  const bool whole_blocks = sequential || file_size <= opts_.cache_bytes / 2;
   size_t done = 0;
   while (done < size) {
     const uint64_t pos = off + done;
@@ -213,7 +216,7 @@ Result<ReadReply> DataPath::Read(const std::shared_ptr<Inode>& inode, uint64_t o
       cache_.Wait(cached);
       if (!cached->status.ok()) return cached->status;
       add(cached->data, 0, cached);
-    } else if (sequential) {
+    } else if (whole_blocks) {
       std::shared_ptr<CachedBlock> e;
       RETURN_IF_ERROR(FetchWhole(inode->ino, index, &e));
       add(e->data, 0, e);

@@ -21,12 +21,14 @@ using ringfs::fuse::Options;
 
 struct CmdOpts {
   char* meta = nullptr;
+  unsigned long cache_mb = 0;
   int help = 0;
 };
 
 const fuse_opt kOptSpec[] = {
     {"--meta=%s", offsetof(CmdOpts, meta), 0},
     {"meta=%s", offsetof(CmdOpts, meta), 0},
+    {"cache_mb=%lu", offsetof(CmdOpts, cache_mb), 0},
     {"-h", offsetof(CmdOpts, help), 1},
     {"--help", offsetof(CmdOpts, help), 1},
     FUSE_OPT_END,
@@ -36,6 +38,7 @@ void Usage(const char* prog) {
   printf(
       "usage: %s --meta=tcp://HOST:PORT MOUNTPOINT [options]\n"
       "  --meta=ENDPOINT, -o meta=ENDPOINT  metadata service to mount (required)\n"
+      "  -o cache_mb=N                      block cache size (default 1024)\n"
       "  -f  stay in the foreground      -d  debug output (implies -f)\n"
       "  -o ro, -o allow_other, ...      ordinary FUSE mount options\n",
       prog);
@@ -115,6 +118,7 @@ int main(int argc, char* argv[]) {
 
   Options o;
   o.meta = cmd.meta;
+  if (cmd.cache_mb) o.cache_bytes = uint64_t{cmd.cache_mb} << 20;
   Filesystem fs(o);
   fuse_lowlevel_ops ops{};
   ops.init = Init;

@@ -13,7 +13,9 @@ struct Options {
   // Files: 0, so size and times always come from this client, which refreshes
   // them from the metadata service on open (close-to-open consistency).
   double file_attr_timeout = 0.0;
-  uint64_t cache_bytes = 256ull << 20;     // clean block cache
+  // Clean block cache. Files up to half of it are fetched whole even when
+  // read randomly (-o cache_mb=N).
+  uint64_t cache_bytes = 1024ull << 20;
   uint64_t inflight_bytes = 128ull << 20;  // uploads in flight before writers wait
   int upload_threads = 8;           // parallel block uploads (each fans out to RF)
   int readahead_blocks = 4;         // blocks prefetched ahead of a sequential reader (16 MiB)
