@@ -6,6 +6,8 @@
 
 #include "blockd/service.h"
 #include "common/log.h"
+#include "common/daemon.h"
+#include "common/file_util.h"
 #include "common/memory.h"
 
 int main(int argc, char** argv) {
@@ -49,12 +51,7 @@ int main(int argc, char** argv) {
   opts.early_writeback = !no_early_writeback;
 
   // Block the stop signals in every thread; main waits for them below.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  const sigset_t stop_signals = ringfs::BlockStopSignals();
 
   auto service = ringfs::blockd::BlockService::Start(opts);
   if (!service.ok()) {
@@ -62,14 +59,13 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (!addr_file.empty()) {
-    ringfs::Status st = ringfs::blockd::WriteFileAtomically(addr_file, (*service)->endpoint());
+    ringfs::Status st = ringfs::WriteFileAtomically(addr_file, (*service)->endpoint());
     if (!st.ok()) {
       fprintf(stderr, "ringfs-blockd: --addr-file: %s\n", st.ToString().c_str());
       return 1;
     }
   }
-  int sig = 0;
-  sigwait(&stop_signals, &sig);
+  int sig = ringfs::WaitForStopSignal(stop_signals);
   LOG_INFO("blockd: signal %d, stopping", sig);
   (*service)->Stop();
   return 0;

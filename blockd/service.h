@@ -33,8 +33,6 @@ struct ServiceOptions {
 };
 
 // Writes `text` to `path` through a temp file, fsync and rename, so a reader
-// sees the old contents or the new, never a part.
-Status WriteFileAtomically(const std::string& path, const std::string& text);
 
 class BlockService {
  public:

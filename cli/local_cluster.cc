@@ -25,7 +25,7 @@ using Conf = std::map<std::string, std::string>;
 
 Conf LoadConf(const std::string& dir) {
   Conf c;
-  auto s = ReadFile(dir + "/cluster.conf");
+  auto s = ReadWholeFile(dir + "/cluster.conf");
   if (!s.ok()) return c;
   std::istringstream in(*s);
   std::string line;
@@ -39,7 +39,7 @@ Conf LoadConf(const std::string& dir) {
 Status SaveConf(const std::string& dir, const Conf& c) {
   std::string out;
   for (const auto& [k, v] : c) out += k + "=" + v + "\n";
-  return WriteFile(dir + "/cluster.conf", out);
+  return WriteFileAtomically(dir + "/cluster.conf", out);
 }
 
 Status EnsurePort(Conf& c, const std::string& key) {
@@ -66,7 +66,7 @@ Status StartDaemon(const std::string& dir, const std::string& name,
   if (ReadLivePid(pidfile)) return Status::OK();
   ASSIGN_OR_RETURN(pid_t pid, Spawn(argv, dir + "/logs/" + name + ".log"));
   *started = true;
-  return WriteFile(pidfile, std::to_string(pid) + "\n");
+  return WriteFileAtomically(pidfile, std::to_string(pid) + "\n");
 }
 
 Status Failed(const std::string& dir, const std::string& name, const std::string& what) {

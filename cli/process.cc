@@ -1,5 +1,7 @@
 #include "cli/process.h"
 
+#include "common/file_util.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -48,7 +50,7 @@ bool Alive(pid_t pid) {
   if (waitpid(pid, &status, WNOHANG) == pid) return false;  // our child, now reaped
   if (kill(pid, 0) != 0) return false;
   // A zombie is not alive.
-  auto stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
+  auto stat = ReadWholeFile("/proc/" + std::to_string(pid) + "/stat");
   if (stat.ok()) {
     auto p = stat->rfind(')');
     if (p != std::string::npos && p + 2 < stat->size() && (*stat)[p + 2] == 'Z') return false;
@@ -57,31 +59,12 @@ bool Alive(pid_t pid) {
 }
 
 pid_t ReadLivePid(const std::string& path) {
-  auto s = ReadFile(path);
+  auto s = ReadWholeFile(path);
   if (!s.ok()) return 0;
   pid_t pid = static_cast<pid_t>(atol(s->c_str()));
   return Alive(pid) ? pid : 0;
 }
 
-Status WriteFile(const std::string& path, const std::string& content) {
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::trunc);
-    if (!f) return Status::Error(errno ? errno : EIO, "write " + tmp);
-    f << content;
-    if (!f.flush()) return Status::Error(EIO, "write " + tmp);
-  }
-  if (rename(tmp.c_str(), path.c_str()) != 0) return Status::Error(errno, "rename " + path);
-  return Status::OK();
-}
-
-Result<std::string> ReadFile(const std::string& path) {
-  std::ifstream f(path);
-  if (!f) return Status::Error(ENOENT, path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
 
 bool Stop(pid_t pid, int grace_ms) {
   if (!Alive(pid)) return true;
@@ -169,7 +152,7 @@ Result<std::pair<std::string, std::string>> FindRingfsMount(const std::string& p
 }
 
 std::string Tail(const std::string& path, int lines) {
-  auto s = ReadFile(path);
+  auto s = ReadWholeFile(path);
   if (!s.ok()) return "";
   std::string& t = *s;
   size_t pos = t.size();

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "common/file_util.h"
 #include "common/status.h"
 
 namespace ringfs::cli {
@@ -15,8 +16,6 @@ Result<pid_t> Spawn(const std::vector<std::string>& argv, const std::string& log
 bool Alive(pid_t pid);
 // Reads a pid file; 0 when absent, unreadable or the process is gone.
 pid_t ReadLivePid(const std::string& path);
-Status WriteFile(const std::string& path, const std::string& content);
-Result<std::string> ReadFile(const std::string& path);
 // SIGTERM, then SIGKILL after `grace_ms`; true once the process is gone.
 bool Stop(pid_t pid, int grace_ms);
 // A TCP port on 127.0.0.1 that is free right now.

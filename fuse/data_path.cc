@@ -8,6 +8,21 @@ namespace ringfs::fuse {
 namespace {
 constexpr uint64_t kBs = wire::kBlockSize;
 constexpr uint32_t kChunk = 64 << 10;  // the block daemons' checksum unit
+
+// Calls fn(index, offset in block, length, bytes done before) for each
+// block's share of [off, off + size), stopping at the first error.
+template <class Fn>
+Status ForEachBlock(uint64_t off, size_t size, Fn&& fn) {
+  size_t done = 0;
+  while (done < size) {
+    const uint64_t pos = off + done;
+    const uint32_t boff = static_cast<uint32_t>(pos % kBs);
+    const size_t n = std::min<size_t>(size - done, kBs - boff);
+    RETURN_IF_ERROR(fn(pos / kBs, boff, n, done));
+    done += n;
+  }
+  return Status::OK();
+}
 }  // namespace
 
 DataPath::DataPath(blockd::Client& blocks, const Options& opts)
@@ -24,12 +39,7 @@ Status DataPath::Write(const std::shared_ptr<Inode>& inode, uint64_t off, const 
   {
     std::lock_guard<std::mutex> lock(inode->mu);
     if (!inode->write_error.ok()) return inode->write_error;
-    size_t done = 0;
-    while (done < size) {
-      const uint64_t pos = off + done;
-      const uint64_t index = pos / kBs;
-      const uint32_t boff = static_cast<uint32_t>(pos % kBs);
-      const size_t n = std::min<size_t>(size - done, kBs - boff);
+    Status st = ForEachBlock(off, size, [&](uint64_t index, uint32_t boff, size_t n, size_t done) {
       auto it = inode->dirty.find(index);
       if (it != inode->dirty.end()) {
         Extent& e = it->second;
@@ -57,8 +67,9 @@ Status DataPath::Write(const std::shared_ptr<Inode>& inode, uint64_t off, const 
         SubmitLocked(inode, index, std::move(full));
       }
       cache_.Erase(inode->ino, index);
-      done += n;
-    }
+      return Status::OK();
+    });
+    (void)st;  // buffering cannot fail
     inode->write_end = std::max(inode->write_end, off + size);
     inode->wrote = true;
   }
@@ -194,12 +205,7 @@ Result<ReadReply> DataPath::Read(const std::shared_ptr<Inode>& inode, uint64_t o
   // Files that fit easily in the cache are fetched a block at a time even when
   // read randomly: after one pass every read is a cache hit.
   const bool whole_blocks = sequential || file_size <= opts_.cache_bytes / 2;
-  size_t done = 0;
-  while (done < size) {
-    const uint64_t pos = off + done;
-    const uint64_t index = pos / kBs;
-    const uint32_t boff = static_cast<uint32_t>(pos % kBs);
-    const size_t n = std::min<size_t>(size - done, kBs - boff);
+  RETURN_IF_ERROR(ForEachBlock(off, size, [&](uint64_t index, uint32_t boff, size_t n, size_t) {
     // `d` holds bytes [base, base + d.length) of the block; the rest is zeros.
     auto add = [&](const blockd::BlockData& d, uint32_t base, std::shared_ptr<const void> owner) {
       const uint64_t have_end = base + d.length;
@@ -233,8 +239,8 @@ Result<ReadReply> DataPath::Read(const std::shared_ptr<Inode>& inode, uint64_t o
     if (sequential) {
       for (int k = 1; k <= opts_.readahead_blocks; k++) Prefetch(inode, index + k, file_size);
     }
-    done += n;
-  }
+    return Status::OK();
+  }));
   return out;
 }
 

@@ -3,6 +3,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "common/daemon.h"
 #include "common/log.h"
 #include "meta/service.h"
 
@@ -31,12 +32,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   // Block the stop signals before any thread starts, then wait for them here.
-  sigset_t stop;
-  sigemptyset(&stop);
-  sigaddset(&stop, SIGTERM);
-  sigaddset(&stop, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  const sigset_t stop = ringfs::BlockStopSignals();
 
   auto svc = ringfs::meta::Service::Open(opt);
   if (!svc.ok()) {
@@ -48,8 +44,7 @@ int main(int argc, char** argv) {
     LOG_ERROR("cannot start: %s", st.ToString().c_str());
     return 1;
   }
-  int sig = 0;
-  sigwait(&stop, &sig);
+  int sig = ringfs::WaitForStopSignal(stop);
   LOG_INFO("signal %d: stopping", sig);
   (*svc)->Stop();
   return 0;

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/file_util.h"
 #include "common/log.h"
 
 namespace ringfs::meta {
@@ -22,21 +23,6 @@ void Send(rpc::Responder& r, const Status& st, const wire::MetaReply& rep) {
 
 }  // namespace
 
-Status WriteFileAtomic(const std::string& path, const std::string& content) {
-  const std::string tmp = path + ".tmp." + std::to_string(getpid());
-  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return Status::Error(errno, "open " + tmp);
-  bool ok = write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size()) &&
-            fsync(fd) == 0;
-  int err = errno;
-  close(fd);
-  if (!ok || rename(tmp.c_str(), path.c_str()) != 0) {
-    err = ok ? errno : err;
-    unlink(tmp.c_str());
-    return Status::Error(err ? err : EIO, "write " + path);
-  }
-  return Status::OK();
-}
 
 Result<std::unique_ptr<Service>> Service::Open(ServiceOptions opts) {
   if (opts.dir.empty()) return Status::Error(EINVAL, "--dir is required");
@@ -69,7 +55,7 @@ Status Service::Start() {
   gc_->Start();
   RETURN_IF_ERROR(server_->Start());
   if (!opts_.addr_file.empty())
-    RETURN_IF_ERROR(WriteFileAtomic(opts_.addr_file, endpoint() + "\n"));
+    RETURN_IF_ERROR(WriteFileAtomically(opts_.addr_file, endpoint() + "\n"));
   LOG_INFO("ringfs-meta serving %s on %s", opts_.dir.c_str(), endpoint().c_str());
   return Status::OK();
 }

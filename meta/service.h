@@ -55,8 +55,5 @@ class Service {
   std::unique_ptr<rpc::Server> server_;  // last: destroyed first
 };
 
-// Writes `content` to `path` via a temporary file and rename, so readers
-// never see a partial file.
-Status WriteFileAtomic(const std::string& path, const std::string& content);
 
 }  // namespace ringfs::meta
