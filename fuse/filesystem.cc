@@ -189,10 +189,7 @@ Status Filesystem::CommitWrites(const std::shared_ptr<Inode>& inode) {
   RETURN_IF_ERROR(meta_->Call(wire::Op::kCommitWrite, req, &rep));
   std::lock_guard<std::mutex> lock(inode->mu);
   AdoptAttrLocked(*inode, rep.attr);
-  if (!inode->HasPendingWrites() && inode->write_end <= req.size) {
-    inode->wrote = false;
-    inode->write_end = 0;
-  }
+  inode->MarkCommitted(req.size);
   return Status::OK();
 }
 

@@ -57,6 +57,13 @@ struct Inode {
   bool no_caps = false;
 
   bool HasPendingWrites() const { return !dirty.empty() || !uploading.empty(); }
+  // After a size of `size` was committed: forget the writes it covers.
+  void MarkCommitted(uint64_t size) {
+    if (!HasPendingWrites() && write_end <= size) {
+      wrote = false;
+      write_end = 0;
+    }
+  }
   // Size as this client sees it: the committed size or what it has written.
   uint64_t Size() const { return wrote ? std::max(attr.size, write_end) : attr.size; }
 };

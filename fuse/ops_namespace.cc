@@ -122,10 +122,7 @@ void DoSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
   {
     std::lock_guard<std::mutex> lock(inode->mu);
     fs->AdoptAttrLocked(*inode, r.attr);
-    if (carries_writes && !inode->HasPendingWrites() && inode->write_end <= m.size) {
-      inode->wrote = false;
-      inode->write_end = 0;
-    }
+    if (carries_writes) inode->MarkCommitted(m.size);
   }
   ReplyAttr(req, r.attr);
 }
