@@ -9,7 +9,7 @@
 
 namespace ringfs::wire {
 
-constexpr uint16_t kProtocolVersion = 1;
+constexpr uint16_t kProtocolVersion = 2;
 // Largest header frame accepted; bodies are small, data travels separately.
 constexpr size_t kMaxHeaderBytes = 1 << 20;
 // Block size: the unit of placement and replication (see docs/ARCHITECTURE.md).
@@ -148,8 +148,10 @@ struct MetaReply {
   StatFs statfs;
   ClusterMap map;
   uint32_t node_id = 0;  // kRegisterNode: the id the node is known by
+  // Namespace changes: each directory whose entries changed, as now stored.
+  std::vector<Attr> dirs;
   template <class A>
-  void serialize(A& ar) { ar(attr, entries, eof, value, statfs, map, node_id); }
+  void serialize(A& ar) { ar(attr, entries, eof, value, statfs, map, node_id, dirs); }
 };
 
 enum BlockFlags : uint32_t { kBlockSyncNow = 1 };

@@ -238,6 +238,11 @@ Result<ReadReply> DataPath::Read(const std::shared_ptr<Inode>& inode, uint64_t o
     }
     if (sequential) {
       for (int k = 1; k <= opts_.readahead_blocks; k++) Prefetch(inode, index + k, file_size);
+      // A sequential reader has passed this block's predecessors and the
+      // kernel's page cache now holds them: free them here so their memory is
+      // reused for the next fetches instead of growing the heap page by page
+      // (a fresh page costs a fault and zeroing, more than copying it).
+      if (index >= 2) cache_.Erase(inode->ino, index - 2);
     }
     return Status::OK();
   }));

@@ -56,7 +56,20 @@ Status Filesystem::MetaCall(wire::Op op, wire::MetaRequest& req, wire::MetaReply
     req.gid = ctx->gid;
     req.umask = ctx->umask;
   }
-  return meta_->Call(op, req, rep);
+  Status st = meta_->Call(op, req, rep);
+  if (st.ok() && rep) {
+    for (const wire::Attr& dir : rep->dirs) UpdateAttr(dir);
+  }
+  return st;
+}
+
+std::optional<std::pair<wire::Attr, double>> Filesystem::FreshDirAttr(uint64_t ino) {
+  auto inode = Find(ino);
+  if (!inode) return std::nullopt;
+  std::lock_guard<std::mutex> lock(inode->mu);
+  auto now = std::chrono::steady_clock::now();
+  if (!inode->have_attr || now >= inode->fresh_until) return std::nullopt;
+  return std::make_pair(inode->attr, std::chrono::duration<double>(inode->fresh_until - now).count());
 }
 
 std::shared_ptr<Inode> Filesystem::Get(uint64_t ino) {
@@ -152,6 +165,11 @@ void Filesystem::UpdateAttr(const wire::Attr& attr) {
   std::lock_guard<std::mutex> lock(inode->mu);
   inode->attr = attr;
   inode->have_attr = true;
+  if (S_ISDIR(attr.mode)) {
+    inode->fresh_until = std::chrono::steady_clock::now() +
+                         std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                             std::chrono::duration<double>(opts_.dir_attr_timeout));
+  }
 }
 
 void Filesystem::NoteUnlinked(const wire::Attr& victim) {

@@ -8,6 +8,8 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <utility>
 #include <thread>
 #include <unordered_map>
 
@@ -42,8 +44,11 @@ class Filesystem {
   // Records an entry handed to the kernel (lookup count +1) and fills `e`.
   void Remember(const wire::Attr& attr, fuse_entry_param* e);
   void Forget(uint64_t ino, uint64_t n);
-  // Updates the cached attributes of an inode the client tracks.
+  // Takes attributes the metadata service just sent for a known inode.
   void UpdateAttr(const wire::Attr& attr);
+  // A directory's attributes with the seconds they stay fresh, when this
+  // client learnt them recently enough that the kernel could have cached them.
+  std::optional<std::pair<wire::Attr, double>> FreshDirAttr(uint64_t ino);
   // The victim of unlink/rmdir/rename: marks it orphaned when nlink hit 0.
   void NoteUnlinked(const wire::Attr& victim);
 

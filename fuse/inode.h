@@ -2,6 +2,7 @@
 // buffered writes waiting to go out and what the caches are valid for.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -40,6 +41,10 @@ struct Inode {
   bool orphan = false;  // nlink reached 0: reclaim when the kernel forgets it
   wire::Attr attr;
   bool have_attr = false;
+  // Directories: `attr` came from the metadata service (a reply to this
+  // client) and may be served without asking again until then, exactly as
+  // long as the kernel itself would have cached it.
+  std::chrono::steady_clock::time_point fresh_until{};
   // data_version that the kernel page cache and the block cache reflect.
   uint64_t cache_version = 0;
   bool cache_valid = false;

@@ -227,7 +227,12 @@ Status CheckXattrName(std::string_view name) {
   return Status::OK();
 }
 
-void Touch(Inode& dir, wire::Timespec now) { dir.attr.mtime = dir.attr.ctime = now; }
+Status StoreChangedDir(Ctx& c, Inode& dir) {
+  dir.attr.mtime = dir.attr.ctime = c.now;
+  RETURN_IF_ERROR(c.t.PutInode(dir));
+  c.rep->dirs.push_back(dir.attr);
+  return Status::OK();
+}
 
 }  // namespace ops
 

@@ -44,8 +44,7 @@ Status CreateNode(Ctx& c, uint32_t mode, uint32_t rdev, Inode* out) {
     dir.attr.nlink++;  // the child's ".."
   }
   RETURN_IF_ERROR(c.t.AddEntry(dir, c.req.name, ino, mode & S_IFMT));
-  Touch(dir, c.now);
-  RETURN_IF_ERROR(c.t.PutInode(dir));
+  RETURN_IF_ERROR(StoreChangedDir(c, dir));
   RETURN_IF_ERROR(c.t.PutInode(n));
   *out = n;
   return Status::OK();
@@ -95,8 +94,7 @@ Status Link(Ctx& c) {
   if (n.attr.nlink >= kMaxLinks) return Status::Error(EMLINK, "too many links");
   ASSIGN_OR_RETURN(Inode dir, ParentForNew(c.t, c.req.newparent, c.req.newname));
   RETURN_IF_ERROR(c.t.AddEntry(dir, c.req.newname, n.attr.ino, n.attr.mode & S_IFMT));
-  Touch(dir, c.now);
-  RETURN_IF_ERROR(c.t.PutInode(dir));
+  RETURN_IF_ERROR(StoreChangedDir(c, dir));
   n.attr.nlink++;
   n.attr.ctime = c.now;
   RETURN_IF_ERROR(c.t.PutInode(n));

@@ -21,8 +21,9 @@ struct Ctx {
 Status CheckName(std::string_view name);
 // ERANGE for an empty xattr name or one past XATTR_NAME_MAX (255).
 Status CheckXattrName(std::string_view name);
-// Parent mtime = ctime = now, as for any change of its entries.
-void Touch(Inode& dir, wire::Timespec now);
+// Stores a directory whose entries changed: mtime = ctime = now, and its new
+// attributes go back in the reply so the client need not ask again.
+Status StoreChangedDir(Ctx& c, Inode& dir);
 
 // namespace_read.cc
 Status Lookup(Ctx& c);

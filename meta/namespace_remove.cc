@@ -28,8 +28,7 @@ Status Unlink(Ctx& c) {
   ASSIGN_OR_RETURN(Victim v, FindVictim(c));
   if (v.node.is_dir()) return Status::Error(EISDIR, "unlink of a directory");
   RETURN_IF_ERROR(c.t.RemoveEntry(v.dir.attr.ino, c.req.name, v.entry));
-  Touch(v.dir, c.now);
-  RETURN_IF_ERROR(c.t.PutInode(v.dir));
+  RETURN_IF_ERROR(StoreChangedDir(c, v.dir));
   RETURN_IF_ERROR(c.t.DropLink(v.node, c.now));
   c.rep->attr = v.node.attr;
   return Status::OK();
@@ -42,8 +41,7 @@ Status Rmdir(Ctx& c) {
   if (!empty) return Status::Error(ENOTEMPTY, "directory not empty");
   RETURN_IF_ERROR(c.t.RemoveEntry(v.dir.attr.ino, c.req.name, v.entry));
   v.dir.attr.nlink--;  // the victim's ".."
-  Touch(v.dir, c.now);
-  RETURN_IF_ERROR(c.t.PutInode(v.dir));
+  RETURN_IF_ERROR(StoreChangedDir(c, v.dir));
   RETURN_IF_ERROR(c.t.DropLink(v.node, c.now));
   c.rep->attr = v.node.attr;
   return Status::OK();

@@ -49,10 +49,8 @@ void Reparent(Inode& moved, Inode& from, Inode& to) {
 }
 
 Status StoreDirs(Ctx& c, Sides& s) {
-  Touch(s.pdir, c.now);
-  Touch(*s.ndir, c.now);
-  RETURN_IF_ERROR(c.t.PutInode(s.pdir));
-  return s.same_dir() ? Status::OK() : c.t.PutInode(*s.ndir);
+  RETURN_IF_ERROR(StoreChangedDir(c, s.pdir));
+  return s.same_dir() ? Status::OK() : StoreChangedDir(c, *s.ndir);
 }
 
 Status Exchange(Ctx& c, Sides& s, const Dirent& te) {
