@@ -392,6 +392,68 @@ TEST_F(NamespaceTest, RenameWithinAndAcrossDirectories) {
   EXPECT_ERRNO(Rename(kRoot, "missing", kRoot, "x"), ENOENT);
 }
 
+// Every change of a directory's entries reports the directory as stored, so
+// the client can answer the kernel's next GETATTR without asking again.
+TEST_F(NamespaceTest, ChangesReportTheDirectoriesTheyChanged) {
+  auto a = Mkdir(kRoot, "a");
+  auto b = Mkdir(kRoot, "b");
+  auto expect_dirs = [&](Status st, const MetaReply& p, std::vector<uint64_t> inos) {
+    ASSERT_TRUE(st.ok()) << st.ToString();
+    ASSERT_EQ(p.dirs.size(), inos.size());
+    for (size_t i = 0; i < inos.size(); i++) {
+      EXPECT_EQ(p.dirs[i].ino, inos[i]);
+      auto stored = Get(inos[i]);
+      ASSERT_TRUE(stored.ok());
+      EXPECT_EQ(p.dirs[i].mtime, stored->mtime);
+      EXPECT_EQ(p.dirs[i].ctime, stored->ctime);
+      EXPECT_EQ(p.dirs[i].nlink, stored->nlink);
+    }
+  };
+  MetaRequest q;
+  MetaReply p;
+  q.parent = a->ino;
+  q.name = "sub";
+  q.mode = 0755;
+  expect_dirs(W(Op::kMkdir, q, &p), p, {a->ino});
+  EXPECT_EQ(p.dirs[0].nlink, 3u);  // the new ".." counted
+  q.name = "f";
+  q.mode = S_IFREG | 0644;
+  p = {};
+  expect_dirs(W(Op::kMknod, q, &p), p, {a->ino});
+  MetaRequest r;
+  r.parent = a->ino;
+  r.name = "f";
+  r.newparent = b->ino;
+  r.newname = "g";
+  p = {};
+  expect_dirs(W(Op::kRename, r, &p), p, {a->ino, b->ino});
+  r.parent = b->ino;
+  r.name = "g";
+  r.newname = "h";
+  p = {};
+  expect_dirs(W(Op::kRename, r, &p), p, {b->ino});  // one directory, reported once
+  MetaRequest u;
+  u.parent = b->ino;
+  u.name = "h";
+  p = {};
+  expect_dirs(W(Op::kUnlink, u, &p), p, {b->ino});
+  u.parent = a->ino;
+  u.name = "sub";
+  p = {};
+  expect_dirs(W(Op::kRmdir, u, &p), p, {a->ino});
+  EXPECT_EQ(p.dirs[0].nlink, 2u);
+  // A failed change reports nothing a client could mistake for news.
+  p = {};
+  EXPECT_ERRNO(W(Op::kUnlink, u, &p), ENOENT);
+  EXPECT_TRUE(p.dirs.empty());
+  // Reads change no directory.
+  MetaRequest g;
+  g.ino = a->ino;
+  p = {};
+  ASSERT_TRUE(R(Op::kGetAttr, g, &p).ok());
+  EXPECT_TRUE(p.dirs.empty());
+}
+
 TEST_F(NamespaceTest, RenameOverExistingTargets) {
   auto f1 = Create(kRoot, "f1");
   auto f2 = Create(kRoot, "f2");

@@ -20,6 +20,19 @@ mv "$M/g" "$M/a/f2"   # rename over an existing target
 [ "$(cat "$M/a/f2")" = other ] || fail "rename over target"
 ok "mv"
 
+# A directory's attributes follow each change made in it at once (the client
+# answers the kernel's re-check from the change's reply, not from a stale copy).
+mkdir "$M/dattr"
+before=$(stat -c '%h %Y' "$M/dattr")
+sleep 1.1
+mkdir "$M/dattr/sub"
+[ "$(stat -c %h "$M/dattr")" = 3 ] || fail "directory nlink after mkdir in it"
+[ "$(stat -c %Y "$M/dattr")" != "${before#* }" ] || fail "directory mtime after mkdir in it"
+rmdir "$M/dattr/sub"
+[ "$(stat -c %h "$M/dattr")" = 2 ] || fail "directory nlink after rmdir in it"
+touch "$M/dattr/f" && rm "$M/dattr/f" && rmdir "$M/dattr" || fail "directory emptied and removed"
+ok "directory attributes after changes"
+
 ln "$M/a/f2" "$M/hard"
 [ "$(stat -c %h "$M/hard")" = 2 ] || fail "hard link count"
 [ "$(stat -c %i "$M/hard")" = "$(stat -c %i "$M/a/f2")" ] || fail "hard link inode"
