@@ -56,6 +56,26 @@ void Client::MarkSuspect(uint32_t id) {
       std::chrono::steady_clock::now() + std::chrono::milliseconds(opts_.suspect_ms);
 }
 
+bool Client::Alive(uint32_t id) const {
+  auto p = Current();
+  auto it = p->nodes.find(id);
+  return it != p->nodes.end() && it->second.info.alive;
+}
+
+Result<rpc::Message> Client::WaitWhileAlive(rpc::Pending& call, uint32_t id,
+                                            std::chrono::steady_clock::time_point start) {
+  using std::chrono::milliseconds;
+  while (!call.Poll(200)) {
+    const auto waited = std::chrono::steady_clock::now() - start;
+    if (waited < milliseconds(opts_.timeout_ms)) continue;
+    // The map is re-read every second and marks a node down 3 s after its
+    // last heartbeat, so a dead or stopped node is given up on at about
+    // `timeout_ms`; a live one gets until `slow_write_ms`.
+    if (waited >= milliseconds(opts_.slow_write_ms) || !Alive(id)) return call.Wait(0);
+  }
+  return call.Wait(opts_.timeout_ms);
+}
+
 std::vector<uint32_t> Client::Replicas(uint64_t ino, uint64_t index) const {
   auto p = Current();
   return p->ring.Replicas(ring::Ring::BlockKey(ino, index), p->map.replicas);
@@ -85,8 +105,9 @@ Status Client::Write(uint64_t ino, uint64_t index, uint32_t offset,
   }
   size_t acked = 0;
   Status first_error;
+  const auto start = std::chrono::steady_clock::now();
   for (size_t i = 0; i < calls.size(); i++) {
-    auto r = calls[i].Wait(opts_.timeout_ms);
+    auto r = WaitWhileAlive(calls[i], targets[i], start);
     if (r.ok()) {
       acked++;
       if (written_to) written_to->push_back(targets[i]);

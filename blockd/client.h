@@ -20,6 +20,10 @@ namespace ringfs::blockd {
 
 struct ClientOptions {
   int timeout_ms = 5000;        // one block RPC; a dead peer costs at most this once
+  // A write past `timeout_ms` keeps waiting while the cluster map still shows
+  // its node alive (heartbeating): a node slowed by a busy disk is not dead,
+  // and giving up on it would fail the write. Bounded by this.
+  int slow_write_ms = 120000;
   int suspect_ms = 5000;        // after a failure, a node is skipped this long
   uint32_t min_write_copies = 2;  // below this many acknowledged copies a write fails
 };
@@ -58,6 +62,10 @@ class Client {
   Status Call(uint32_t node, wire::Op op, const wire::BlockRequest& req, wire::BlockReply* rep);
 
  private:
+  bool Alive(uint32_t id) const;  // as the current cluster map says
+  // Waits for a write's reply; see ClientOptions::slow_write_ms.
+  Result<rpc::Message> WaitWhileAlive(rpc::Pending& call, uint32_t id,
+                                      std::chrono::steady_clock::time_point start);
   struct Node {
     wire::NodeInfo info;
     std::shared_ptr<rpc::Channel> channel;

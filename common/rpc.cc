@@ -292,6 +292,17 @@ Pending::Pending(Channel* ch, std::unique_ptr<zmq::socket_t> sock, uint64_t id, 
 
 Pending::~Pending() = default;  // an unreaped socket may still get a reply: drop it
 
+bool Pending::Poll(int timeout_ms) {
+  if (!send_status_.ok() || !sock_) return true;
+  zmq::pollitem_t item = {sock_->handle(), 0, ZMQ_POLLIN, 0};
+  try {
+    zmq::poll(&item, 1, std::chrono::milliseconds(timeout_ms));
+  } catch (const zmq::error_t&) {
+    return false;  // EINTR and the like: the caller polls again or gives up
+  }
+  return (item.revents & ZMQ_POLLIN) != 0;
+}
+
 Result<Message> Pending::Wait(int timeout_ms) {
   if (!send_status_.ok()) return send_status_;
   if (!sock_) return Status::Error(EINVAL, "call already collected");

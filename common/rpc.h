@@ -121,6 +121,9 @@ class Pending {
   Pending& operator=(Pending&&) = default;
   ~Pending();
   Result<Message> Wait(int timeout_ms);
+  // True once Wait() would return at once (a reply arrived, or the call
+  // already failed); false if `timeout_ms` passed first. Consumes nothing.
+  bool Poll(int timeout_ms);
 
  private:
   Channel* ch_ = nullptr;
