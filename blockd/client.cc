@@ -1,5 +1,7 @@
 #include "blockd/client.h"
 
+#include <algorithm>
+
 #include "common/log.h"
 
 namespace ringfs::blockd {
@@ -83,7 +85,8 @@ std::vector<uint32_t> Client::Replicas(uint64_t ino, uint64_t index) const {
 
 Status Client::Write(uint64_t ino, uint64_t index, uint32_t offset,
                      std::shared_ptr<const std::string> buf, size_t buf_offset, size_t len,
-                     bool sync, std::vector<uint32_t>* written_to) {
+                     bool sync, std::vector<uint32_t>* written_to,
+                     std::vector<uint32_t>* missed) {
   auto p = Current();
   auto replicas = p->ring.Replicas(ring::Ring::BlockKey(ino, index), p->map.replicas);
   if (replicas.empty()) return Status::Error(ENOSPC, "no block nodes in the cluster map");
@@ -105,11 +108,13 @@ Status Client::Write(uint64_t ino, uint64_t index, uint32_t offset,
   }
   size_t acked = 0;
   Status first_error;
+  std::vector<uint32_t> acked_by;
   const auto start = std::chrono::steady_clock::now();
   for (size_t i = 0; i < calls.size(); i++) {
     auto r = WaitWhileAlive(calls[i], targets[i], start);
     if (r.ok()) {
       acked++;
+      acked_by.push_back(targets[i]);
       if (written_to) written_to->push_back(targets[i]);
       continue;
     }
@@ -118,6 +123,10 @@ Status Client::Write(uint64_t ino, uint64_t index, uint32_t offset,
              targets[i], r.status().ToString().c_str());
     if (first_error.ok()) first_error = r.status();
   }
+  if (missed && acked > 0) {
+    for (uint32_t id : replicas)
+      if (std::find(acked_by.begin(), acked_by.end(), id) == acked_by.end()) missed->push_back(id);
+  }
   if (acked >= need) return Status::OK();
   int code = first_error.code() == ENOSPC ? ENOSPC : EIO;
   return Status::Error(code, "block written to " + std::to_string(acked) + " of " +
@@ -125,9 +134,14 @@ Status Client::Write(uint64_t ino, uint64_t index, uint32_t offset,
                                  first_error.ToString());
 }
 
-Result<BlockData> Client::Read(uint64_t ino, uint64_t index, uint32_t offset, uint32_t len) {
+Result<BlockData> Client::Read(uint64_t ino, uint64_t index, uint32_t offset, uint32_t len,
+                               const std::vector<uint32_t>& avoid) {
   auto p = Current();
   auto replicas = p->ring.Replicas(ring::Ring::BlockKey(ino, index), p->map.replicas);
+  const size_t placed = replicas.size();
+  std::erase_if(replicas, [&](uint32_t id) {
+    return std::find(avoid.begin(), avoid.end(), id) != avoid.end();
+  });
   // Healthy replicas first, then the rest as a last resort.
   std::vector<uint32_t> order;
   for (uint32_t id : replicas)
@@ -161,19 +175,23 @@ Result<BlockData> Client::Read(uint64_t ino, uint64_t index, uint32_t offset, ui
   }
   // A written block is on at least min_write_copies replicas; when enough
   // replicas deny having it, it was never written: a hole.
-  const size_t need = std::min<size_t>(opts_.min_write_copies, replicas.size());
-  if (missing > 0 && missing >= replicas.size() - need + 1) return BlockData{{}, 0};
-  if (replicas.empty()) return BlockData{{}, 0};
+  // Replicas avoided as stale count as neither holding nor lacking it.
+  const size_t need = std::min<size_t>(opts_.min_write_copies, placed);
+  if (missing > 0 && missing >= placed - need + 1) return BlockData{{}, 0};
+  if (placed == 0) return BlockData{{}, 0};
   return Status::Error(EIO, "block " + std::to_string(index) + ": " + last.ToString());
 }
 
-Status Client::Truncate(uint64_t ino, uint64_t size) {
+Status Client::Truncate(uint64_t ino, uint64_t size, std::vector<uint32_t>* missed) {
   auto p = Current();
   wire::BlockRequest req{ino, 0, 0, 0, size, 0};
   const std::string body = codec::Encode(req);
   std::vector<std::pair<uint32_t, rpc::Pending>> calls;
   for (const auto& [id, node] : p->nodes) {
-    if (!Usable(*p, id)) continue;  // a down node keeps its tail until repair
+    if (!Usable(*p, id)) {  // a down node keeps its tail until repair
+      if (missed) missed->push_back(id);
+      continue;
+    }
     calls.emplace_back(id, node.channel->Start(wire::Op::kBlockTruncate, body, nullptr,
                                                opts_.timeout_ms));
   }
@@ -183,6 +201,7 @@ Status Client::Truncate(uint64_t ino, uint64_t size) {
     if (r.ok()) continue;
     if (IsNodeFailure(r.status().code())) {
       MarkSuspect(id);
+      if (missed) missed->push_back(id);
       continue;
     }
     result = r.status();

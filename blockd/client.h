@@ -47,14 +47,19 @@ class Client {
   std::vector<uint32_t> Replicas(uint64_t ino, uint64_t index) const;
 
   // Writes `len` bytes of `buf` at `buf_offset` to block (ino, index) at
-  // `offset` on every replica. `written_to` receives the nodes that acked.
+  // `offset` on every replica. `written_to` receives the nodes that acked,
+  // `missed` the replicas that did not (down, skipped or failed): they now
+  // hold old bytes in that range.
   Status Write(uint64_t ino, uint64_t index, uint32_t offset,
                std::shared_ptr<const std::string> buf, size_t buf_offset, size_t len, bool sync,
-               std::vector<uint32_t>* written_to = nullptr);
-  // Reads from the first healthy replica; a block no replica holds is a hole.
-  Result<BlockData> Read(uint64_t ino, uint64_t index, uint32_t offset, uint32_t len);
-  // Cuts the inode's data to `size` bytes on every node.
-  Status Truncate(uint64_t ino, uint64_t size);
+               std::vector<uint32_t>* written_to = nullptr, std::vector<uint32_t>* missed = nullptr);
+  // Reads from the first healthy replica, never from one in `avoid` (known to
+  // hold old bytes); a block no replica holds is a hole.
+  Result<BlockData> Read(uint64_t ino, uint64_t index, uint32_t offset, uint32_t len,
+                         const std::vector<uint32_t>& avoid = {});
+  // Cuts the inode's data to `size` bytes on every node; `missed` receives
+  // the nodes that were not reached and so keep the old tail.
+  Status Truncate(uint64_t ino, uint64_t size, std::vector<uint32_t>* missed = nullptr);
   // Makes everything written so far durable on the given nodes.
   Status Sync(const std::set<uint32_t>& nodes);
 

@@ -93,6 +93,19 @@ struct DirEntry {
   void serialize(A& ar) { ar(name, ino, mode, cookie); }
 };
 
+// A replica that missed a write to one block (it was down, or failed): it
+// holds old bytes there and must not serve that block until it is repaired.
+struct StaleReplica {
+  uint64_t index = 0;  // block index in the file
+  uint32_t node = 0;
+  bool operator<(const StaleReplica& o) const {
+    return index != o.index ? index < o.index : node < o.node;
+  }
+  bool operator==(const StaleReplica&) const = default;
+  template <class A>
+  void serialize(A& ar) { ar(index, node); }
+};
+
 struct StatFs {
   uint64_t total_bytes = 0, free_bytes = 0, files = 0;
   template <class A>
@@ -133,10 +146,12 @@ struct MetaRequest {
   uint32_t max_entries = 0;
   Timespec atime, mtime;
   NodeInfo node;  // kRegisterNode
+  // kCommitWrite / kSetAttr: replicas that missed the writes being committed.
+  std::vector<StaleReplica> stale;
   template <class A>
   void serialize(A& ar) {
     ar(ino, parent, newparent, name, newname, value, mode, uid, gid, rdev, flags, mask, umask,
-       size, cookie, max_entries, atime, mtime, node);
+       size, cookie, max_entries, atime, mtime, node, stale);
   }
 };
 
@@ -150,8 +165,10 @@ struct MetaReply {
   uint32_t node_id = 0;  // kRegisterNode: the id the node is known by
   // Namespace changes: each directory whose entries changed, as now stored.
   std::vector<Attr> dirs;
+  // kGetAttr of a regular file: its replicas that must not be read from.
+  std::vector<StaleReplica> stale;
   template <class A>
-  void serialize(A& ar) { ar(attr, entries, eof, value, statfs, map, node_id, dirs); }
+  void serialize(A& ar) { ar(attr, entries, eof, value, statfs, map, node_id, dirs, stale); }
 };
 
 enum BlockFlags : uint32_t { kBlockSyncNow = 1 };

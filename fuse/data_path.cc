@@ -106,13 +106,15 @@ void DataPath::Drain(std::shared_ptr<Inode> inode, uint64_t index) {
       u = std::move(q->second.front());
       q->second.pop_front();
     }
-    std::vector<uint32_t> nodes;
-    Status st = blocks_.Write(inode->ino, index, u.start, u.data, 0, u.data->size(), false, &nodes);
+    std::vector<uint32_t> nodes, missed;
+    Status st = blocks_.Write(inode->ino, index, u.start, u.data, 0, u.data->size(), false, &nodes,
+                              &missed);
     cache_.Erase(inode->ino, index);  // a read-ahead may have raced the upload
     {
       std::lock_guard<std::mutex> lock(inode->mu);
       if (!st.ok() && inode->write_error.ok()) inode->write_error = st;
       inode->written_nodes.insert(nodes.begin(), nodes.end());
+      inode->NoteMissed(index, missed);
     }
     {
       std::lock_guard<std::mutex> lock(room_mu_);
@@ -152,19 +154,42 @@ Status DataPath::Sync(const std::shared_ptr<Inode>& inode) {
 Status DataPath::Truncate(const std::shared_ptr<Inode>& inode, uint64_t size) {
   RETURN_IF_ERROR(Flush(inode));
   cache_.EraseInode(inode->ino);
-  RETURN_IF_ERROR(blocks_.Truncate(inode->ino, size));
+  uint64_t old_size;
+  {
+    std::lock_guard<std::mutex> lock(inode->mu);
+    old_size = inode->Size();
+  }
+  std::vector<uint32_t> missed;
+  RETURN_IF_ERROR(blocks_.Truncate(inode->ino, size, &missed));
   std::lock_guard<std::mutex> lock(inode->mu);
   inode->write_end = std::min(inode->write_end, size);
+  // A node the truncation did not reach keeps the old bytes of every block
+  // it holds from the new end on.
+  if (!missed.empty() && old_size > size) {
+    for (uint64_t index = size / kBs; index <= (old_size - 1) / kBs; index++) {
+      std::vector<uint32_t> placed = blocks_.Replicas(inode->ino, index), hit;
+      for (uint32_t id : missed)
+        if (std::find(placed.begin(), placed.end(), id) != placed.end()) hit.push_back(id);
+      inode->NoteMissed(index, hit);
+    }
+  }
   return Status::OK();
 }
 
 // ------------------------------------------------------------------- reads
 
-Status DataPath::FetchWhole(uint64_t ino, uint64_t index, std::shared_ptr<CachedBlock>* out) {
+std::vector<uint32_t> DataPath::StaleNodes(const std::shared_ptr<Inode>& inode, uint64_t index) {
+  std::lock_guard<std::mutex> lock(inode->mu);
+  return inode->StaleNodes(index);
+}
+
+Status DataPath::FetchWhole(const std::shared_ptr<Inode>& inode, uint64_t index,
+                            std::shared_ptr<CachedBlock>* out) {
+  const uint64_t ino = inode->ino;
   bool created = false;
   auto e = cache_.GetOrCreate(ino, index, &created);
   if (created) {
-    cache_.Fill(ino, index, e, blocks_.Read(ino, index, 0, kBs));
+    cache_.Fill(ino, index, e, blocks_.Read(ino, index, 0, kBs, StaleNodes(inode, index)));
   } else {
     cache_.Wait(e);
   }
@@ -182,7 +207,9 @@ void DataPath::Prefetch(const std::shared_ptr<Inode>& inode, uint64_t index, uin
   auto e = cache_.GetOrCreate(inode->ino, index, &created);
   if (!created) return;
   const uint64_t ino = inode->ino;
-  readers_.Submit([this, ino, index, e] { cache_.Fill(ino, index, e, blocks_.Read(ino, index, 0, kBs)); });
+  readers_.Submit([this, ino, index, e, avoid = StaleNodes(inode, index)] {
+    cache_.Fill(ino, index, e, blocks_.Read(ino, index, 0, kBs, avoid));
+  });
 }
 
 Result<ReadReply> DataPath::Read(const std::shared_ptr<Inode>& inode, uint64_t off, size_t size,
@@ -224,14 +251,14 @@ Result<ReadReply> DataPath::Read(const std::shared_ptr<Inode>& inode, uint64_t o
       add(cached->data, 0, cached);
     } else if (whole_blocks) {
       std::shared_ptr<CachedBlock> e;
-      RETURN_IF_ERROR(FetchWhole(inode->ino, index, &e));
+      RETURN_IF_ERROR(FetchWhole(inode, index, &e));
       add(e->data, 0, e);
     } else {
       // A random read: fetch just the checksum chunks it touches.
       const uint32_t a = boff / kChunk * kChunk;
       const uint32_t b = static_cast<uint32_t>(
           std::min<uint64_t>(kBs, (boff + n + kChunk - 1) / kChunk * kChunk));
-      auto r = blocks_.Read(inode->ino, index, a, b - a);
+      auto r = blocks_.Read(inode->ino, index, a, b - a, StaleNodes(inode, index));
       if (!r.ok()) return r.status();
       auto owned = std::make_shared<blockd::BlockData>(std::move(r).value());
       add(*owned, a, owned);

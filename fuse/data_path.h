@@ -47,7 +47,10 @@ class DataPath {
   void SubmitLocked(const std::shared_ptr<Inode>& inode, uint64_t index, Extent ext);
   void Drain(std::shared_ptr<Inode> inode, uint64_t index);
   void WaitForRoom();
-  Status FetchWhole(uint64_t ino, uint64_t index, std::shared_ptr<CachedBlock>* out);
+  Status FetchWhole(const std::shared_ptr<Inode>& inode, uint64_t index,
+                    std::shared_ptr<CachedBlock>* out);
+  // The replicas of block `index` that must not be read (old bytes).
+  static std::vector<uint32_t> StaleNodes(const std::shared_ptr<Inode>& inode, uint64_t index);
   void Prefetch(const std::shared_ptr<Inode>& inode, uint64_t index, uint64_t file_size);
 
   blockd::Client& blocks_;

@@ -199,16 +199,25 @@ Status Filesystem::CommitWrites(const std::shared_ptr<Inode>& inode) {
   wire::MetaRequest req;
   {
     std::lock_guard<std::mutex> lock(inode->mu);
-    if (!inode->wrote) return Status::OK();
+    if (!inode->wrote && inode->stale_unreported.empty()) return Status::OK();
     req.ino = inode->ino;
     req.size = inode->write_end;
+    req.stale.swap(inode->stale_unreported);
   }
   wire::MetaReply rep;
-  RETURN_IF_ERROR(meta_->Call(wire::Op::kCommitWrite, req, &rep));
+  Status st = meta_->Call(wire::Op::kCommitWrite, req, &rep);
   std::lock_guard<std::mutex> lock(inode->mu);
+  if (!st.ok()) {
+    ReturnUnreportedLocked(*inode, req.stale);
+    return st;
+  }
   AdoptAttrLocked(*inode, rep.attr);
   inode->MarkCommitted(req.size);
   return Status::OK();
+}
+
+void Filesystem::ReturnUnreportedLocked(Inode& inode, const std::vector<wire::StaleReplica>& stale) {
+  inode.stale_unreported.insert(inode.stale_unreported.end(), stale.begin(), stale.end());
 }
 
 Status Filesystem::FlushAndCommit(const std::shared_ptr<Inode>& inode) {
@@ -228,9 +237,17 @@ Status Filesystem::Truncate(const std::shared_ptr<Inode>& inode, uint64_t size, 
   m.ino = inode->ino;
   m.mask = wire::kSetSize;
   m.size = size;
+  {
+    std::lock_guard<std::mutex> lock(inode->mu);
+    m.stale.swap(inode->stale_unreported);  // nodes the truncation missed
+  }
   wire::MetaReply r;
-  RETURN_IF_ERROR(meta_->Call(wire::Op::kSetAttr, m, &r));
+  Status st = meta_->Call(wire::Op::kSetAttr, m, &r);
   std::lock_guard<std::mutex> lock(inode->mu);
+  if (!st.ok()) {
+    ReturnUnreportedLocked(*inode, m.stale);
+    return st;
+  }
   AdoptAttrLocked(*inode, r.attr);
   *attr = r.attr;
   return Status::OK();

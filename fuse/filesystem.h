@@ -51,6 +51,8 @@ class Filesystem {
   std::optional<std::pair<wire::Attr, double>> FreshDirAttr(uint64_t ino);
   // The victim of unlink/rmdir/rename: marks it orphaned when nlink hit 0.
   void NoteUnlinked(const wire::Attr& victim);
+  // Puts back stale-replica marks whose report to the metadata service failed.
+  static void ReturnUnreportedLocked(Inode& inode, const std::vector<wire::StaleReplica>& stale);
 
   void FillStat(const wire::Attr& a, struct stat* st) const;
   double AttrTimeout(const wire::Attr& a) const;

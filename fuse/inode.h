@@ -57,10 +57,29 @@ struct Inode {
   Status write_error;      // first failed upload since the last flush
   std::set<uint32_t> written_nodes;  // nodes to sync at fsync
   uint64_t next_read = 0;            // sequential-read detection
+  // Replicas known to hold old bytes of a block, never read from: the
+  // metadata service's list at open plus this client's own missed writes.
+  std::set<wire::StaleReplica> stale;
+  // This client's misses not yet recorded by the metadata service; they go
+  // with the next commit (or truncation).
+  std::vector<wire::StaleReplica> stale_unreported;
   // The kernel asks for security.capability before every write; remember a
   // "none" answer while the file is open instead of asking each time.
   bool no_caps = false;
 
+  // Notes that `nodes` missed a write to block `index`.
+  void NoteMissed(uint64_t index, const std::vector<uint32_t>& nodes) {
+    for (uint32_t id : nodes) {
+      wire::StaleReplica r{index, id};
+      if (stale.insert(r).second) stale_unreported.push_back(r);
+    }
+  }
+  std::vector<uint32_t> StaleNodes(uint64_t index) const {
+    std::vector<uint32_t> out;
+    for (auto it = stale.lower_bound({index, 0}); it != stale.end() && it->index == index; ++it)
+      out.push_back(it->node);
+    return out;
+  }
   bool HasPendingWrites() const { return !dirty.empty() || !uploading.empty(); }
   // After a size of `size` was committed: forget the writes it covers.
   void MarkCommitted(uint64_t size) {

@@ -12,8 +12,12 @@ using wire::Op;
 
 // Records an open of `inode` whose current metadata is `fresh`; returns
 // whether the kernel's page cache may be kept.
-bool NoteOpen(Filesystem* fs, const std::shared_ptr<Inode>& inode, const wire::Attr& fresh) {
+bool NoteOpen(Filesystem* fs, const std::shared_ptr<Inode>& inode, const wire::Attr& fresh,
+              const std::vector<wire::StaleReplica>& stale = {}) {
   std::lock_guard<std::mutex> lock(inode->mu);
+  // Replicas that missed writes, as recorded now (marks only accumulate
+  // until repair exists, so this adds to what this client already knows).
+  inode->stale.insert(stale.begin(), stale.end());
   const bool keep = inode->cache_valid && inode->cache_version == fresh.data_version;
   if (!keep) fs->data().DropCache(inode->ino);
   inode->cache_version = fresh.data_version;
@@ -38,7 +42,7 @@ void DoOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     st = fs->Truncate(inode, 0, &r.attr);
     if (!st.ok()) return ReplyStatus(req, st);
   }
-  fi->keep_cache = NoteOpen(fs, inode, r.attr);
+  fi->keep_cache = NoteOpen(fs, inode, r.attr, r.stale);
   fi->fh = 0;
   if (fuse_reply_open(req, fi) != 0) {  // interrupted: no release will follow
     std::lock_guard<std::mutex> lock(inode->mu);

@@ -22,9 +22,10 @@ enum class Table {
   kOrphans,
   kGc,
   kNodes,
-  kCounters
+  kCounters,
+  kStale
 };
-constexpr int kTableCount = 9;
+constexpr int kTableCount = 10;
 
 // MDB_NOTFOUND → ENOENT, MDB_KEYEXIST → EEXIST, MDB_MAP_FULL → ENOSPC, else EIO.
 Status FromMdb(int rc, std::string_view what);

@@ -18,6 +18,15 @@ Status CheckRegular(const Inode& n) {
   return Status::OK();
 }
 
+// Records the replicas the client reports as having missed these writes (or
+// this truncation): they hold old bytes and are not read until repaired.
+Status AddStale(Ctx& c) {
+  constexpr size_t kMaxStale = 1 << 16;
+  if (c.req.stale.size() > kMaxStale) return Status::Error(E2BIG, "too many stale replicas");
+  for (const auto& r : c.req.stale) RETURN_IF_ERROR(c.t.AddStale(c.req.ino, r));
+  return Status::OK();
+}
+
 }  // namespace
 
 Status SetAttr(Ctx& c) {
@@ -50,6 +59,7 @@ Status SetAttr(Ctx& c) {
     a.mtime = r.mtime;
   a.ctime = c.now;  // every attribute change, and kSetCtime, stamps ctime
   RETURN_IF_ERROR(c.t.PutInode(n));
+  RETURN_IF_ERROR(AddStale(c));  // nodes a truncation did not reach
   c.rep->attr = a;
   return Status::OK();
 }
@@ -65,6 +75,7 @@ Status CommitWrite(Ctx& c) {
   a.mtime = a.ctime = given ? c.req.mtime : c.now;
   a.data_version++;
   RETURN_IF_ERROR(c.t.PutInode(n));
+  RETURN_IF_ERROR(AddStale(c));
   c.rep->attr = a;
   return Status::OK();
 }

@@ -24,6 +24,9 @@ Status Lookup(Ctx& c) {
 Status GetAttr(Ctx& c) {
   ASSIGN_OR_RETURN(Inode n, c.t.GetInode(c.req.ino));
   c.rep->attr = n.attr;
+  if (S_ISREG(n.attr.mode)) {
+    ASSIGN_OR_RETURN(c.rep->stale, c.t.ListStale(n.attr.ino));
+  }
   return Status::OK();
 }
 

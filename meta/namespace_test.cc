@@ -454,6 +454,50 @@ TEST_F(NamespaceTest, ChangesReportTheDirectoriesTheyChanged) {
   EXPECT_TRUE(p.dirs.empty());
 }
 
+// Replicas that missed writes are recorded with the commit (or truncation)
+// that reports them, listed with the file's attributes, kept across restart
+// and dropped with the file.
+TEST_F(NamespaceTest, StaleReplicasRecordedListedAndPurged) {
+  using wire::StaleReplica;
+  auto f = Create(kRoot, "f");
+  ASSERT_TRUE(f.ok());
+  auto stale_of = [&](uint64_t ino) {
+    MetaRequest q;
+    q.ino = ino;
+    MetaReply p;
+    EXPECT_TRUE(R(Op::kGetAttr, q, &p).ok());
+    return p.stale;
+  };
+  EXPECT_TRUE(stale_of(f->ino).empty());
+  MetaRequest c;
+  c.ino = f->ino;
+  c.size = 3 * 4096;
+  c.stale = {{2, 7}, {0, 3}, {2, 7}};  // duplicates collapse
+  ASSERT_TRUE(W(Op::kCommitWrite, c).ok());
+  EXPECT_EQ(stale_of(f->ino), (std::vector<StaleReplica>{{0, 3}, {2, 7}}));
+  MetaRequest t;
+  t.ino = f->ino;
+  t.mask = wire::kSetSize;
+  t.size = 0;
+  t.stale = {{1, 3}};
+  ASSERT_TRUE(W(Op::kSetAttr, t).ok());
+  Reopen();
+  EXPECT_EQ(stale_of(f->ino), (std::vector<StaleReplica>{{0, 3}, {1, 3}, {2, 7}}));
+  // Another file's marks are its own.
+  auto g = Create(kRoot, "g");
+  EXPECT_TRUE(stale_of(g->ino).empty());
+  // A hostile count is refused whole.
+  c.stale.assign((1 << 16) + 1, StaleReplica{9, 9});
+  EXPECT_ERRNO(W(Op::kCommitWrite, c), E2BIG);
+  EXPECT_EQ(stale_of(f->ino).size(), 3u);
+  // Deleting the file deletes its marks.
+  ASSERT_TRUE(Remove(Op::kUnlink, kRoot, "f").ok());
+  ASSERT_TRUE(Reclaim(f->ino).ok());
+  auto txn = lmdb::Txn::Read(ns_->env());
+  ASSERT_TRUE(txn.ok());
+  EXPECT_EQ(txn->Count(lmdb::Table::kStale).value(), 0u);
+}
+
 TEST_F(NamespaceTest, RenameOverExistingTargets) {
   auto f1 = Create(kRoot, "f1");
   auto f2 = Create(kRoot, "f2");

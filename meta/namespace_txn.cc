@@ -251,6 +251,21 @@ Result<std::vector<std::string>> StoreTxn::XattrNames(uint64_t ino) const {
   return names;
 }
 
+Status StoreTxn::AddStale(uint64_t ino, const wire::StaleReplica& r) {
+  return txn_.Put(Table::kStale, schema::StaleKey(ino, r.index, r.node), {});
+}
+
+Result<std::vector<wire::StaleReplica>> StoreTxn::ListStale(uint64_t ino) const {
+  std::vector<wire::StaleReplica> out;
+  lmdb::Cursor c(txn_, Table::kStale);
+  for (bool ok = c.Seek(U64Key(ino)); ok && schema::HasInoPrefix(c.key(), ino); ok = c.Next()) {
+    if (c.key().size() != 20) return Status::Error(EIO, "malformed stale-replica key");
+    out.push_back({schema::LoadBE(c.key(), 8), static_cast<uint32_t>(schema::LoadBE(c.key(), 16, 4))});
+  }
+  RETURN_IF_ERROR(c.status());
+  return out;
+}
+
 Status StoreTxn::DropLink(Inode& victim, wire::Timespec now) {
   wire::Attr& a = victim.attr;
   a.ctime = now;
@@ -273,6 +288,8 @@ Status StoreTxn::Purge(uint64_t ino) {
   if (!st.ok() && st.code() != ENOENT) return st;
   ASSIGN_OR_RETURN(std::vector<std::string> names, XattrNames(ino));
   for (const auto& n : names) RETURN_IF_ERROR(txn_.Del(Table::kXattrs, NameKey(ino, n)));
+  ASSIGN_OR_RETURN(std::vector<wire::StaleReplica> stale, ListStale(ino));
+  for (const auto& r : stale) RETURN_IF_ERROR(txn_.Del(Table::kStale, schema::StaleKey(ino, r.index, r.node)));
   return Status::OK();
 }
 

@@ -60,11 +60,15 @@ class StoreTxn {
   Status DelXattr(uint64_t ino, std::string_view name);  // ENODATA
   Result<std::vector<std::string>> XattrNames(uint64_t ino) const;
 
+  // Replicas that missed writes to a block of `ino` (`stale` table).
+  Status AddStale(uint64_t ino, const wire::StaleReplica& r);
+  Result<std::vector<wire::StaleReplica>> ListStale(uint64_t ino) const;
+
   // Takes one link from `victim` (the entry is already gone) and stores it.
   // At nlink 0, directories and symlinks are purged at once; other inodes
   // become orphans (possibly still open on a client) until Reclaim.
   Status DropLink(Inode& victim, wire::Timespec now);
-  // Deletes the inode record, symlink target and xattrs.
+  // Deletes the inode record, symlink target, xattrs and stale-replica marks.
   Status Purge(uint64_t ino);
   Result<bool> IsOrphan(uint64_t ino) const;
   Status DelOrphan(uint64_t ino);

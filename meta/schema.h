@@ -58,6 +58,16 @@ inline std::string SeqKey(uint64_t dir, uint64_t seq) {
   return k;
 }
 
+// (ino, block index, node): `stale`.
+inline std::string StaleKey(uint64_t ino, uint64_t index, uint32_t node) {
+  std::string k;
+  k.reserve(20);
+  AppendBE(k, ino);
+  AppendBE(k, index);
+  AppendBE(k, node, 4);
+  return k;
+}
+
 // True when `key` starts with the 8-byte prefix of `ino`.
 inline bool HasInoPrefix(std::string_view key, uint64_t ino) {
   return key.size() >= 8 && LoadBE(key) == ino;
