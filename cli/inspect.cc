@@ -73,6 +73,16 @@ Status PrintLocate(const std::string& path, const std::string& meta_override) {
   blockd::Client blocks;
   blocks.SetMap(map);
   const uint64_t ino = st.st_ino;
+  // Replicas recorded as having missed writes: they hold old bytes.
+  std::map<uint64_t, std::vector<uint32_t>> stale;
+  {
+    meta::Client client(meta, 3000, 0);
+    wire::MetaRequest req;
+    req.ino = ino;
+    wire::MetaReply rep;
+    RETURN_IF_ERROR(client.Call(wire::Op::kGetAttr, req, &rep));
+    for (const auto& r : rep.stale) stale[r.index].push_back(r.node);
+  }
   // What each node really holds, asked of the node (not derived from the ring).
   std::map<uint64_t, std::set<uint32_t>> held;
   std::set<uint32_t> unreachable;
@@ -99,8 +109,11 @@ Status PrintLocate(const std::string& path, const std::string& meta_override) {
     auto it = held.find(i);
     std::vector<uint32_t> have;
     if (it != held.end()) have.assign(it->second.begin(), it->second.end());
-    printf("block %lu: placement %s; held by %s%s\n", (unsigned long)i, names(want).c_str(),
-           names(have).c_str(), have.empty() ? " (hole)" : "");
+    auto bad = stale.find(i);
+    printf("block %lu: placement %s; held by %s%s%s%s\n", (unsigned long)i, names(want).c_str(),
+           names(have).c_str(), have.empty() ? " (hole)" : "",
+           bad == stale.end() ? "" : "; stale (not read) on ",
+           bad == stale.end() ? "" : names(bad->second).c_str());
   }
   for (uint32_t id : unreachable) printf("node %u did not answer\n", id);
   return Status::OK();

@@ -17,6 +17,9 @@ drop_caches
 mount_second "$T/m2"
 cmp "$T/v2" "$T/m2/f" || fail "a reader got bytes other than the last write"
 ok "the returned node's old bytes are not read"
+n=$("$BIN/ringfs" locate "$M/f" | grep -c "stale (not read) on ")
+[ "$n" = 2 ] || fail "ringfs locate shows $n stale blocks, want 2: $("$BIN/ringfs" locate "$M/f")"
+ok "ringfs locate shows the stale replicas"
 kill -9 "$(pid_of node0)" "$(pid_of node1)"
 drop_caches
 mount_second "$T/m3"
