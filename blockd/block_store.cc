@@ -47,7 +47,9 @@ struct Header {
   uint64_t index = 0;
   // crc[c] covers data [c * kChunk, min((c + 1) * kChunk, length)); 0 past length.
   uint32_t crc[kChunks] = {};
-  uint32_t reserved = 0;
+  // Changes with every write or cut of the block (never 0 once it exists):
+  // lets a repair replace the block only if nothing wrote it meanwhile.
+  uint32_t generation = 0;
   uint32_t header_crc = 0;  // of every byte above
 };
 static_assert(sizeof(Header) <= 512);
@@ -122,6 +124,8 @@ Status ReadAll(DiskIo* io, int fd, char* p, size_t n, off_t off) {
   memset(p, 0, n);
   return Status::OK();
 }
+
+uint32_t NextGeneration(uint32_t g) { return g + 1 == 0 ? 1 : g + 1; }
 
 Header EmptyHeader(uint64_t ino, uint64_t index) {
   Header h;
@@ -413,11 +417,51 @@ Status BlockStore::WriteOpened(const Opened& f, uint64_t ino, uint64_t index, ui
       return Status::Error(errno, "fallocate " + f.path);
   }
   Header next = old;
+  next.generation = NextGeneration(old.generation);
   RETURN_IF_ERROR(NewCrcs(io_, fd, old, offset, data, &next));
   RETURN_IF_ERROR(WriteAll(io_, fd, data.data(), data.size(), kDataStart + offset));
   RETURN_IF_ERROR(StoreHeader(io_, fd, &next));
   used_ += static_cast<int64_t>(next.length) - old_counted;
   return Status::OK();
+}
+
+Status BlockStore::Replace(uint64_t ino, uint64_t index, std::string_view data,
+                           uint32_t expect_generation) {
+  if (data.size() > wire::kBlockSize) return Status::Error(EINVAL, "replacement larger than a block");
+  std::shared_lock inode_lock(InodeMu(ino));
+  std::unique_lock block_lock(BlockMu(ino, index));
+  Opened f;
+  RETURN_IF_ERROR(OpenForWrite(ino, index, &f));
+  const int fd = f.fd.get();
+  Header old;
+  uint32_t counted = 0;
+  switch (LoadHeader(io_, fd, ino, index, &old)) {
+    case HeaderState::kEmpty:
+      break;
+    case HeaderState::kValid:
+      counted = old.length;
+      break;
+    case HeaderState::kCorrupt:  // counts as absent: generation 0
+      counted = FileDataBytes(fd);
+      old = EmptyHeader(ino, index);
+      break;
+  }
+  if (old.generation != expect_generation) {
+    if (f.created) unlink(f.path.c_str());
+    return Status::Error(ESTALE, "block " + BlockName(ino, index) + " changed since it was read");
+  }
+  // Empty it (header first, as CutBlock does), then write as into a new block.
+  Header empty = EmptyHeader(ino, index);
+  empty.generation = old.generation;
+  RETURN_IF_ERROR(StoreHeader(io_, fd, &empty));
+  if (ftruncate(fd, kDataStart) != 0) return Status::Error(errno, "ftruncate " + f.path);
+  used_ -= counted;
+  if (f.created) blocks_++;
+  if (data.empty()) {
+    empty.generation = NextGeneration(empty.generation);
+    return StoreHeader(io_, fd, &empty);
+  }
+  return WriteOpened(f, ino, index, 0, data);
 }
 
 // The data, and for a new block the directory entries leading to it.
@@ -443,12 +487,17 @@ Result<ReadBuffer> BlockStore::Read(uint64_t ino, uint64_t index, uint32_t offse
     return Status::Error(EIO, "corrupt header in block " + BlockName(ino, index));
   }
   const uint32_t end = std::min(offset + len, h.length);
-  if (offset >= end) return ReadBuffer();
+  if (offset >= end) {
+    ReadBuffer none;
+    none.generation = h.generation;
+    return none;
+  }
   const uint32_t first = offset / kChunk, last = DivCeil(end, kChunk);
   const uint32_t begin = first * kChunk;
   char* buf = static_cast<char*>(std::malloc(std::min(last * kChunk, h.length) - begin));
   if (!buf) return Status::Error(ENOMEM, "read buffer");
   ReadBuffer out(buf, offset - begin, end - offset);
+  out.generation = h.generation;
   RETURN_IF_ERROR(ReadVerified(io_, fd.get(), h, first, last, buf));
   return out;
 }
@@ -473,6 +522,7 @@ Status BlockStore::CutBlock(uint64_t ino, uint64_t index, uint32_t cut) {
   }
   for (; c < kChunks; c++) next.crc[c] = 0;
   next.length = cut;
+  next.generation = NextGeneration(h.generation);
   // Header first: if we die before the ftruncate, the next write that
   // extends the block cuts the stale bytes (see Write).
   RETURN_IF_ERROR(StoreHeader(io_, fd.get(), &next));

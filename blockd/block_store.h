@@ -65,6 +65,7 @@ class ReadBuffer {
   size_t size() const { return size_; }
   size_t begin() const { return begin_; }
   char* release() { return buf_.release(); }
+  uint32_t generation = 0;  // the block's write generation when it was read
 
  private:
   struct Free {
@@ -95,6 +96,10 @@ class BlockStore {
   // block is; the caller zero-fills. ENOENT when the block does not exist, EIO
   // when a touched chunk fails its checksum.
   Result<ReadBuffer> Read(uint64_t ino, uint64_t index, uint32_t offset, uint32_t len);
+  // Makes the block hold exactly `data` (from offset 0; empty is allowed),
+  // but only if its write generation is still `expect_generation` (0: the
+  // block is absent or its header is corrupt); else ESTALE. For repair.
+  Status Replace(uint64_t ino, uint64_t index, std::string_view data, uint32_t expect_generation);
   // Drops the inode's bytes from file offset `size` on.
   Status Truncate(uint64_t ino, uint64_t size);
   // Removes every block of the inode.

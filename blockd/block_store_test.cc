@@ -331,6 +331,54 @@ TEST_F(BlockStoreTest, StatsCountLengthsAndBlocks) {
   EXPECT_EQ(store_->Stats().capacity, 12345u);
 }
 
+// Every write and cut moves the block's generation; a replacement lands only
+// on the generation it was computed against, and leaves exactly its bytes.
+TEST_F(BlockStoreTest, GenerationsGuardReplacement) {
+  auto gen = [&](uint64_t index) {
+    auto r = store_->Read(30, index, 0, 0);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? r->generation : 0u;
+  };
+  std::string d = Pattern(3 * kChunk + 5, 3);
+  Put(30, 0, 0, d);
+  const uint32_t g1 = gen(0);
+  EXPECT_NE(g1, 0u);
+  Put(30, 0, 10, "xy");
+  const uint32_t g2 = gen(0);
+  EXPECT_NE(g2, g1);
+  ASSERT_TRUE(store_->Truncate(30, 2 * kChunk).ok());
+  const uint32_t g3 = gen(0);
+  EXPECT_NE(g3, g2);
+  // Computed against an older generation: refused, block untouched.
+  std::string shorter = Pattern(1000, 4);
+  EXPECT_EQ(store_->Replace(30, 0, shorter, g2).code(), ESTALE);
+  EXPECT_EQ(gen(0), g3);
+  EXPECT_EQ(Get(30, 0, 0, kBlock).size(), size_t{2 * kChunk});
+  // On the current one: the block is exactly the new bytes, old tail gone.
+  const uint64_t used = store_->Stats().used;
+  ASSERT_TRUE(store_->Replace(30, 0, shorter, g3).ok());
+  EXPECT_TRUE(Same(Get(30, 0, 0, kBlock), shorter));
+  EXPECT_EQ(store_->Stats().used, used - 2 * kChunk + 1000);
+  EXPECT_NE(gen(0), g3);
+  // An absent block has generation 0: replacing creates it, once.
+  EXPECT_EQ(ReadErr(30, 1, 0, 0), ENOENT);
+  ASSERT_TRUE(store_->Replace(30, 1, d, 0).ok());
+  EXPECT_TRUE(Same(Get(30, 1, 0, kBlock), d));
+  EXPECT_EQ(store_->Replace(30, 1, shorter, 0).code(), ESTALE);
+  EXPECT_EQ(store_->Stats().blocks, 2u);
+  // An empty replacement leaves an empty block; a corrupt header counts as 0.
+  ASSERT_TRUE(store_->Replace(30, 1, "", gen(1)).ok());
+  EXPECT_EQ(Get(30, 1, 0, kBlock).size(), 0u);
+  FlipByte(30, 0, 9);
+  EXPECT_EQ(ReadErr(30, 0, 0, 10), EIO);
+  ASSERT_TRUE(store_->Replace(30, 0, d, 0).ok());
+  EXPECT_TRUE(Same(Get(30, 0, 0, kBlock), d));
+  // Generations survive restart.
+  const uint32_t before = gen(0);
+  Reopen();
+  EXPECT_EQ(gen(0), before);
+}
+
 TEST_F(BlockStoreTest, EverythingSurvivesReopen) {
   std::string d = Pattern(kBlock, 23);
   Put(23, 0, 0, d);

@@ -104,7 +104,12 @@ void BlockService::HandleWrite(const rpc::Message& m, rpc::Responder& r) {
   if (!m.has_data) return r.Reply(Status::Error(EPROTO, "block write without a data frame"));
   if (m.data.size() > wire::kBlockSize)
     return r.Reply(Status::Error(EMSGSIZE, "block write larger than a block"));
-  st = store_->Write(req.ino, req.index, req.offset, m.data_view(), req.flags);
+  if (req.flags & wire::kBlockReplace) {
+    if (req.offset != 0) return r.Reply(Status::Error(EINVAL, "a replacement starts at offset 0"));
+    st = store_->Replace(req.ino, req.index, m.data_view(), req.generation);
+  } else {
+    st = store_->Write(req.ino, req.index, req.offset, m.data_view(), req.flags);
+  }
   if (!st.ok()) return r.Reply(st);
   r.ReplyWith(wire::BlockReply{});
 }
@@ -117,6 +122,7 @@ void BlockService::HandleRead(const rpc::Message& m, rpc::Responder& r) {
   if (!read.ok()) return r.Reply(read.status());
   wire::BlockReply rep;
   rep.length = static_cast<uint32_t>(read->size());
+  rep.generation = read->generation;
   zmq::message_t data;
   if (read->size() > 0) {
     // Zero copy: the frame owns the buffer the disk read went into.

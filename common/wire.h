@@ -171,7 +171,12 @@ struct MetaReply {
   void serialize(A& ar) { ar(attr, entries, eof, value, statfs, map, node_id, dirs, stale); }
 };
 
-enum BlockFlags : uint32_t { kBlockSyncNow = 1 };
+enum BlockFlags : uint32_t {
+  kBlockSyncNow = 1,
+  // kBlockWrite: replace the whole block with the data (offset must be 0),
+  // only if its generation is still `generation` (repair of a stale replica).
+  kBlockReplace = 2,
+};
 
 // MetaRequest.flags for kUnlink/kRmdir/kRename: none yet. MetaRequest.flags for
 // kRename carries RENAME_NOREPLACE / RENAME_EXCHANGE as in renameat2(2).
@@ -183,16 +188,18 @@ struct BlockRequest {
   uint32_t length = 0;  // read length; writes take the data frame's size
   uint64_t size = 0;    // kBlockTruncate: new file size
   uint32_t flags = 0;
+  uint32_t generation = 0;  // kBlockReplace: the generation the block must still have
   template <class A>
-  void serialize(A& ar) { ar(ino, index, offset, length, size, flags); }
+  void serialize(A& ar) { ar(ino, index, offset, length, size, flags, generation); }
 };
 
 struct BlockReply {
   uint32_t length = 0;  // bytes held in the block (reads), before zero fill
   NodeInfo stats;       // kBlockStat
   std::vector<uint64_t> indices;  // kBlockList
+  uint32_t generation = 0;        // kBlockRead: the block's write generation
   template <class A>
-  void serialize(A& ar) { ar(length, stats, indices); }
+  void serialize(A& ar) { ar(length, stats, indices, generation); }
 };
 
 }  // namespace ringfs::wire

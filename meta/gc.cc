@@ -45,7 +45,7 @@ void BlockReclaimer::Loop() {
       if (stop_) return;
       kicked_ = false;
     }
-    finished = RunOnce();
+    finished = RunOnce() + RepairOnce();
   }
 }
 

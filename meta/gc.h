@@ -1,4 +1,5 @@
-// Block reclamation. Reclaim puts a dead file's inode into the `gc` table; a
+// Block maintenance: reclamation and repair of stale replicas, on one thread.
+// Reclaim puts a dead file's inode into the `gc` table; a
 // background thread asks every registered block node to delete that inode's
 // blocks and drops the entry only once all of them have (a node that is down
 // keeps the entry, and is asked again when it is back). Never on the request
@@ -13,6 +14,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "common/rpc.h"
 #include "meta/namespace.h"
@@ -26,6 +28,8 @@ class BlockReclaimer {
     int interval_ms = 1000;     // retry period for entries some node still holds
     int rpc_timeout_ms = 1000;  // per delete; a slow node is retried next pass
     size_t batch = 256;         // entries per pass
+    size_t repair_batch = 64;   // stale replicas repaired per pass
+    int repair_timeout_ms = 10000;  // whole-block copies
   };
   BlockReclaimer(Namespace* ns, NodeRegistry* nodes, Options opts);
   ~BlockReclaimer();
@@ -35,10 +39,15 @@ class BlockReclaimer {
   void Kick();  // new entries are waiting: run a pass soon
   // One pass over up to `batch` entries; returns how many were finished.
   size_t RunOnce();
+  // One pass over up to `repair_batch` stale replicas (repair.cc): each whose
+  // node is alive gets the bytes of a good replica; returns how many.
+  size_t RepairOnce();
 
  private:
   void Loop();
   rpc::Channel& ChannelFor(const std::string& addr);
+  Status RepairBlock(uint64_t ino, uint64_t index, const wire::NodeInfo& target,
+                     const std::vector<const wire::NodeInfo*>& sources);
 
   Namespace* ns_;
   NodeRegistry* nodes_;

@@ -1,5 +1,7 @@
 #include "meta/namespace.h"
 
+#include <cstring>
+
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -202,6 +204,42 @@ Status Namespace::FinishGc(std::span<const uint64_t> inos) {
     Status st = txn.Del(lmdb::Table::kGc, schema::U64Key(ino));
     if (!st.ok() && st.code() != ENOENT) return st;
   }
+  return txn.Commit();
+}
+
+Result<std::vector<Namespace::StaleMark>> Namespace::PendingStale(size_t max) const {
+  ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::Read(*env_));
+  std::vector<StaleMark> out;
+  lmdb::Cursor c(txn, lmdb::Table::kStale);
+  for (bool ok = c.First(); ok && out.size() < max; ok = c.Next()) {
+    if (c.key().size() != 20 || c.value().size() != 8) continue;
+    StaleMark m;
+    m.ino = schema::LoadBE(c.key());
+    m.replica.index = schema::LoadBE(c.key(), 8);
+    m.replica.node = static_cast<uint32_t>(schema::LoadBE(c.key(), 16, 4));
+    std::memcpy(&m.mark, c.value().data(), 8);
+    out.push_back(m);
+  }
+  RETURN_IF_ERROR(c.status());
+  return out;
+}
+
+Result<std::vector<wire::StaleReplica>> Namespace::StaleOf(uint64_t ino) const {
+  ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::Read(*env_));
+  return StoreTxn(txn).ListStale(ino);
+}
+
+Status Namespace::ClearStale(const StaleMark& m) {
+  ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::Write(*env_));
+  const std::string key = schema::StaleKey(m.ino, m.replica.index, m.replica.node);
+  std::string v;
+  Status st = txn.Get(lmdb::Table::kStale, key, &v);
+  if (st.code() == ENOENT) return Status::OK();  // the file is gone
+  RETURN_IF_ERROR(st);
+  uint64_t now = 0;
+  if (v.size() == 8) std::memcpy(&now, v.data(), 8);
+  if (now != m.mark) return Status::OK();  // missed another write since: keep it
+  RETURN_IF_ERROR(txn.Del(lmdb::Table::kStale, key));
   return txn.Commit();
 }
 

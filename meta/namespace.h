@@ -18,6 +18,9 @@
 //                                       every block node (meta/gc.h)
 //   nodes     node id (u32)           → NodeInfo identity (meta/nodes.h)
 //   counters  "next_ino" | "next_node_id" | "map_epoch" → u64
+//   stale     ino ‖ block index ‖ node → mark (u64): a replica that missed a
+//                                       write or truncation; never read from,
+//                                       repaired in the background (meta/gc.h)
 //
 // Lifecycle: an inode's last name going away sets nlink 0. Directories and
 // symlinks are deleted at once; other inodes go to `orphans` (a client may
@@ -78,6 +81,17 @@ class Namespace {
   Status ApplyBatch(std::span<Mutation> batch);
   // One mutation, committed on its own.
   Status Write(wire::Op op, const wire::MetaRequest& req, wire::MetaReply* rep);
+
+  // Replicas recorded as having missed writes (see StoreTxn::AddStale), and
+  // the removal of one once repaired, unless it was recorded again since.
+  struct StaleMark {
+    uint64_t ino = 0;
+    wire::StaleReplica replica;
+    uint64_t mark = 0;
+  };
+  Result<std::vector<StaleMark>> PendingStale(size_t max) const;
+  Status ClearStale(const StaleMark& m);
+  Result<std::vector<wire::StaleReplica>> StaleOf(uint64_t ino) const;
 
   // Inodes waiting for block reclamation, and their removal once done.
   Result<std::vector<uint64_t>> PendingGc(size_t max) const;

@@ -20,10 +20,10 @@ Status CheckRegular(const Inode& n) {
 
 // Records the replicas the client reports as having missed these writes (or
 // this truncation): they hold old bytes and are not read until repaired.
-Status AddStale(Ctx& c) {
+Status AddStale(Ctx& c, uint64_t mark) {
   constexpr size_t kMaxStale = 1 << 16;
   if (c.req.stale.size() > kMaxStale) return Status::Error(E2BIG, "too many stale replicas");
-  for (const auto& r : c.req.stale) RETURN_IF_ERROR(c.t.AddStale(c.req.ino, r));
+  for (const auto& r : c.req.stale) RETURN_IF_ERROR(c.t.AddStale(c.req.ino, r, mark));
   return Status::OK();
 }
 
@@ -59,7 +59,7 @@ Status SetAttr(Ctx& c) {
     a.mtime = r.mtime;
   a.ctime = c.now;  // every attribute change, and kSetCtime, stamps ctime
   RETURN_IF_ERROR(c.t.PutInode(n));
-  RETURN_IF_ERROR(AddStale(c));  // nodes a truncation did not reach
+  RETURN_IF_ERROR(AddStale(c, a.data_version));  // nodes a truncation did not reach
   c.rep->attr = a;
   return Status::OK();
 }
@@ -75,7 +75,7 @@ Status CommitWrite(Ctx& c) {
   a.mtime = a.ctime = given ? c.req.mtime : c.now;
   a.data_version++;
   RETURN_IF_ERROR(c.t.PutInode(n));
-  RETURN_IF_ERROR(AddStale(c));
+  RETURN_IF_ERROR(AddStale(c, a.data_version));
   c.rep->attr = a;
   return Status::OK();
 }

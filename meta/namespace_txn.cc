@@ -251,8 +251,9 @@ Result<std::vector<std::string>> StoreTxn::XattrNames(uint64_t ino) const {
   return names;
 }
 
-Status StoreTxn::AddStale(uint64_t ino, const wire::StaleReplica& r) {
-  return txn_.Put(Table::kStale, schema::StaleKey(ino, r.index, r.node), {});
+Status StoreTxn::AddStale(uint64_t ino, const wire::StaleReplica& r, uint64_t mark) {
+  return txn_.Put(Table::kStale, schema::StaleKey(ino, r.index, r.node),
+                  std::string_view(reinterpret_cast<const char*>(&mark), sizeof mark));
 }
 
 Result<std::vector<wire::StaleReplica>> StoreTxn::ListStale(uint64_t ino) const {

@@ -61,7 +61,9 @@ class StoreTxn {
   Result<std::vector<std::string>> XattrNames(uint64_t ino) const;
 
   // Replicas that missed writes to a block of `ino` (`stale` table).
-  Status AddStale(uint64_t ino, const wire::StaleReplica& r);
+  // `mark` tells this recording apart from a later one of the same replica
+  // (the file's data_version), so a repair clears only what it repaired.
+  Status AddStale(uint64_t ino, const wire::StaleReplica& r, uint64_t mark);
   Result<std::vector<wire::StaleReplica>> ListStale(uint64_t ino) const;
 
   // Takes one link from `victim` (the entry is already gone) and stores it.
