@@ -169,6 +169,7 @@ Result<BlockData> Client::Read(uint64_t ino, uint64_t index, uint32_t offset, ui
       continue;
     }
     if (IsNodeFailure(r.status().code())) MarkSuspect(id);
+    if (r.status().code() == EIO && on_bad_copy_) on_bad_copy_(ino, index, id);  // checksum
     LOG_WARN("read ino %lu block %lu from node %u: %s", (unsigned long)ino, (unsigned long)index,
              id, r.status().ToString().c_str());
     last = r.status();

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -39,6 +40,11 @@ class Client {
  public:
   explicit Client(ClientOptions opts = {});
 
+  // Called (on the reading thread) for each replica whose copy of a block
+  // failed its checksum, so it can be marked stale and repaired. Set before use.
+  using BadCopyHandler = std::function<void(uint64_t ino, uint64_t index, uint32_t node)>;
+  void OnBadCopy(BadCopyHandler h) { on_bad_copy_ = std::move(h); }
+
   // Installs a new cluster map (rebuilds the ring; keeps connections).
   void SetMap(const wire::ClusterMap& map);
   uint64_t epoch() const;
@@ -67,6 +73,7 @@ class Client {
   Status Call(uint32_t node, wire::Op op, const wire::BlockRequest& req, wire::BlockReply* rep);
 
  private:
+  BadCopyHandler on_bad_copy_;
   bool Alive(uint32_t id) const;  // as the current cluster map says
   // Waits for a write's reply; see ClientOptions::slow_write_ms.
   Result<rpc::Message> WaitWhileAlive(rpc::Pending& call, uint32_t id,

@@ -40,6 +40,7 @@ enum class Op : uint16_t {
   kSetXattr,
   kListXattr,
   kRemoveXattr,
+  kReportStale,  // replicas a client found bad (checksum): repair them
   kRegisterNode = 40,
   kGetMap,
   // Block daemon.
@@ -146,7 +147,8 @@ struct MetaRequest {
   uint32_t max_entries = 0;
   Timespec atime, mtime;
   NodeInfo node;  // kRegisterNode
-  // kCommitWrite / kSetAttr: replicas that missed the writes being committed.
+  // kCommitWrite / kSetAttr: replicas that missed the writes being committed;
+  // kReportStale: replicas whose copy failed its checksum.
   std::vector<StaleReplica> stale;
   template <class A>
   void serialize(A& ar) {

@@ -19,6 +19,20 @@ void Filesystem::Start() {
     LOG_ERROR("cannot read the cluster map from %s: %s", opts_.meta.c_str(),
               map.status().ToString().c_str());
   }
+  // A replica whose copy failed its checksum: stop reading it here and have
+  // the metadata service mark it stale, which gets it repaired.
+  blocks_.OnBadCopy([this](uint64_t ino, uint64_t index, uint32_t node) {
+    if (auto inode = Find(ino)) {
+      std::lock_guard<std::mutex> lock(inode->mu);
+      inode->stale.insert({index, node});
+    }
+    wire::MetaRequest req;
+    req.ino = ino;
+    req.stale = {{index, node}};
+    Status st = meta_->Call(wire::Op::kReportStale, req, nullptr);
+    LOG_WARN("ino %lu block %lu on node %u failed its checksum; reported: %s", (unsigned long)ino,
+             (unsigned long)index, node, st.ToString().c_str());
+  });
   data_ = std::make_unique<DataPath>(blocks_, opts_);
   background_ = std::make_unique<ThreadPool>(1);
   map_thread_ = std::thread([this] { RefreshMapLoop(); });

@@ -80,6 +80,7 @@ bool Namespace::IsMutation(Op op) {
     case Op::kLink:
     case Op::kSymlink:
     case Op::kCommitWrite:
+    case Op::kReportStale:
     case Op::kReclaim:
     case Op::kSetXattr:
     case Op::kRemoveXattr:
@@ -152,6 +153,8 @@ Status Namespace::Apply(lmdb::Txn& txn, Op op, const wire::MetaRequest& req, wir
       return ops::Symlink(c);
     case Op::kCommitWrite:
       return ops::CommitWrite(c);
+    case Op::kReportStale:
+      return ops::ReportStale(c);
     case Op::kReclaim:
       return ops::Reclaim(c);
     case Op::kSetXattr:

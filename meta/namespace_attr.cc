@@ -80,6 +80,14 @@ Status CommitWrite(Ctx& c) {
   return Status::OK();
 }
 
+Status ReportStale(Ctx& c) {
+  ASSIGN_OR_RETURN(Inode n, c.t.GetInode(c.req.ino));
+  RETURN_IF_ERROR(CheckRegular(n));
+  RETURN_IF_ERROR(AddStale(c, n.attr.data_version));
+  c.rep->attr = n.attr;
+  return Status::OK();
+}
+
 Status SetXattr(Ctx& c) {
   const wire::MetaRequest& r = c.req;
   RETURN_IF_ERROR(CheckXattrName(r.name));

@@ -51,6 +51,7 @@ Status Rename(Ctx& c);
 // namespace_attr.cc
 Status SetAttr(Ctx& c);
 Status CommitWrite(Ctx& c);
+Status ReportStale(Ctx& c);
 Status SetXattr(Ctx& c);
 Status RemoveXattr(Ctx& c);
 

@@ -486,6 +486,14 @@ TEST_F(NamespaceTest, StaleReplicasRecordedListedAndPurged) {
   // Another file's marks are its own.
   auto g = Create(kRoot, "g");
   EXPECT_TRUE(stale_of(g->ino).empty());
+  // A reader's report of a bad copy (checksum) is recorded the same way.
+  MetaRequest rs;
+  rs.ino = g->ino;
+  rs.stale = {{5, 2}};
+  ASSERT_TRUE(W(Op::kReportStale, rs).ok());
+  EXPECT_EQ(stale_of(g->ino), (std::vector<StaleReplica>{{5, 2}}));
+  rs.ino = kRoot;
+  EXPECT_ERRNO(W(Op::kReportStale, rs), EISDIR);
   // A hostile count is refused whole.
   c.stale.assign((1 << 16) + 1, StaleReplica{9, 9});
   EXPECT_ERRNO(W(Op::kCommitWrite, c), E2BIG);
