@@ -107,6 +107,7 @@ void DataPath::Drain(std::shared_ptr<Inode> inode, uint64_t index) {
       q->second.pop_front();
     }
     std::vector<uint32_t> nodes, missed;
+    std::vector<wire::StaleReplica> fresh;
     Status st = blocks_.Write(inode->ino, index, u.start, u.data, 0, u.data->size(), false, &nodes,
                               &missed);
     cache_.Erase(inode->ino, index);  // a read-ahead may have raced the upload
@@ -114,7 +115,13 @@ void DataPath::Drain(std::shared_ptr<Inode> inode, uint64_t index) {
       std::lock_guard<std::mutex> lock(inode->mu);
       if (!st.ok() && inode->write_error.ok()) inode->write_error = st;
       inode->written_nodes.insert(nodes.begin(), nodes.end());
-      inode->NoteMissed(index, missed);
+      fresh = inode->NoteMissed(index, missed);
+    }
+    // Recorded at once, not only with the next commit: a client that dies
+    // before closing must not leave a replica's old bytes unrecorded.
+    if (!fresh.empty() && report_missed_ && report_missed_(inode->ino, fresh).ok()) {
+      std::lock_guard<std::mutex> lock(inode->mu);
+      inode->MarkReported(fresh);
     }
     {
       std::lock_guard<std::mutex> lock(room_mu_);

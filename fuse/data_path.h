@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -28,6 +29,9 @@ struct ReadReply {
 class DataPath {
  public:
   DataPath(blockd::Client& blocks, const Options& opts);
+  // Records replicas that missed an upload with the metadata service.
+  using MissReporter = std::function<Status(uint64_t ino, const std::vector<wire::StaleReplica>&)>;
+  void OnMissed(MissReporter r) { report_missed_ = std::move(r); }
 
   // Buffers a write; blocks that fill up start uploading at once. Waits only
   // when too many bytes are in flight.
@@ -54,6 +58,7 @@ class DataPath {
   void Prefetch(const std::shared_ptr<Inode>& inode, uint64_t index, uint64_t file_size);
 
   blockd::Client& blocks_;
+  MissReporter report_missed_;
   const Options& opts_;
   BlockCache cache_;
   ThreadPool uploads_;

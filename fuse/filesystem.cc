@@ -26,14 +26,14 @@ void Filesystem::Start() {
       std::lock_guard<std::mutex> lock(inode->mu);
       inode->stale.insert({index, node});
     }
-    wire::MetaRequest req;
-    req.ino = ino;
-    req.stale = {{index, node}};
-    Status st = meta_->Call(wire::Op::kReportStale, req, nullptr);
+    Status st = ReportStale(ino, {{index, node}});
     LOG_WARN("ino %lu block %lu on node %u failed its checksum; reported: %s", (unsigned long)ino,
              (unsigned long)index, node, st.ToString().c_str());
   });
   data_ = std::make_unique<DataPath>(blocks_, opts_);
+  data_->OnMissed([this](uint64_t ino, const std::vector<wire::StaleReplica>& missed) {
+    return ReportStale(ino, missed);
+  });
   background_ = std::make_unique<ThreadPool>(1);
   map_thread_ = std::thread([this] { RefreshMapLoop(); });
 }
@@ -228,6 +228,13 @@ Status Filesystem::CommitWrites(const std::shared_ptr<Inode>& inode) {
   AdoptAttrLocked(*inode, rep.attr);
   inode->MarkCommitted(req.size);
   return Status::OK();
+}
+
+Status Filesystem::ReportStale(uint64_t ino, const std::vector<wire::StaleReplica>& stale) {
+  wire::MetaRequest req;
+  req.ino = ino;
+  req.stale = stale;
+  return meta_->Call(wire::Op::kReportStale, req, nullptr);
 }
 
 void Filesystem::ReturnUnreportedLocked(Inode& inode, const std::vector<wire::StaleReplica>& stale) {

@@ -51,6 +51,8 @@ class Filesystem {
   std::optional<std::pair<wire::Attr, double>> FreshDirAttr(uint64_t ino);
   // The victim of unlink/rmdir/rename: marks it orphaned when nlink hit 0.
   void NoteUnlinked(const wire::Attr& victim);
+  // Records replicas holding old bytes of `ino` with the metadata service.
+  Status ReportStale(uint64_t ino, const std::vector<wire::StaleReplica>& stale);
   // Puts back stale-replica marks whose report to the metadata service failed.
   static void ReturnUnreportedLocked(Inode& inode, const std::vector<wire::StaleReplica>& stale);
 

@@ -2,6 +2,7 @@
 // buffered writes waiting to go out and what the caches are valid for.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -67,12 +68,21 @@ struct Inode {
   // "none" answer while the file is open instead of asking each time.
   bool no_caps = false;
 
-  // Notes that `nodes` missed a write to block `index`.
-  void NoteMissed(uint64_t index, const std::vector<uint32_t>& nodes) {
+  // Notes that `nodes` missed a write to block `index`; returns the marks
+  // that are new (now also in stale_unreported).
+  std::vector<wire::StaleReplica> NoteMissed(uint64_t index, const std::vector<uint32_t>& nodes) {
+    std::vector<wire::StaleReplica> fresh;
     for (uint32_t id : nodes) {
       wire::StaleReplica r{index, id};
-      if (stale.insert(r).second) stale_unreported.push_back(r);
+      if (stale.insert(r).second) fresh.push_back(r);
     }
+    stale_unreported.insert(stale_unreported.end(), fresh.begin(), fresh.end());
+    return fresh;
+  }
+  void MarkReported(const std::vector<wire::StaleReplica>& done) {
+    std::erase_if(stale_unreported, [&](const wire::StaleReplica& r) {
+      return std::find(done.begin(), done.end(), r) != done.end();
+    });
   }
   std::vector<uint32_t> StaleNodes(uint64_t index) const {
     std::vector<uint32_t> out;
