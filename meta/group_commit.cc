@@ -43,13 +43,26 @@ void GroupCommit::Loop() {
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
       if (queue_.empty()) return;  // stopping and drained
+      // Writers answered by the last commit send their next request one
+      // round trip later; those queued behind it are here already. When
+      // there were several, wait (briefly) for all of them, so one sync
+      // serves them all instead of the batch splitting into halves that take
+      // turns. A lone writer never waits.
+      const size_t expect = std::min(max_batch_, last_batch_ + queued_after_);
+      if (expect > 1 && queue_.size() < expect) {
+        cv_.wait_for(lock, std::chrono::microseconds(kGatherUs),
+                     [&] { return stop_ || queue_.size() >= expect; });
+      }
       while (!queue_.empty() && items.size() < max_batch_) {
         items.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
     }
+    last_batch_ = items.size();
     RunBatch(items);
     items.clear();
+    std::lock_guard<std::mutex> lock(mu_);
+    queued_after_ = queue_.size();
   }
 }
 

@@ -51,6 +51,9 @@ class GroupCommit {
   bool stop_ = false;
   std::thread writer_;
   std::atomic<uint64_t> batches_{0}, ops_{0};
+  size_t last_batch_ = 0;    // writer thread only: ops in the last commit
+  size_t queued_after_ = 0;  // writer thread only: ops waiting when it ended
+  static constexpr int kGatherUs = 300;  // ~2 RPC round trips on loopback
 };
 
 }  // namespace ringfs::meta
