@@ -41,6 +41,7 @@ enum class Op : uint16_t {
   kListXattr,
   kRemoveXattr,
   kReportStale,  // replicas a client found bad (checksum): repair them
+  kClose,        // a client closed a file it opened (kGetAttr/kMknod with `opens`)
   kRegisterNode = 40,
   kGetMap,
   // Block daemon.
@@ -147,13 +148,16 @@ struct MetaRequest {
   uint32_t max_entries = 0;
   Timespec atime, mtime;
   NodeInfo node;  // kRegisterNode
+  // kGetAttr at open, kMknod at create: 1 = this opens the file (the service
+  // keeps an unlinked file while any client has it open; kClose ends it).
+  uint32_t opens = 0;
   // kCommitWrite / kSetAttr: replicas that missed the writes being committed;
   // kReportStale: replicas whose copy failed its checksum.
   std::vector<StaleReplica> stale;
   template <class A>
   void serialize(A& ar) {
     ar(ino, parent, newparent, name, newname, value, mode, uid, gid, rdev, flags, mask, umask,
-       size, cookie, max_entries, atime, mtime, node, stale);
+       size, cookie, max_entries, atime, mtime, node, opens, stale);
   }
 };
 

@@ -230,6 +230,13 @@ Status Filesystem::CommitWrites(const std::shared_ptr<Inode>& inode) {
   return Status::OK();
 }
 
+void Filesystem::NoteClosed(uint64_t ino) {
+  wire::MetaRequest req;
+  req.ino = ino;
+  Status st = meta_->Call(wire::Op::kClose, req, nullptr);
+  if (!st.ok()) LOG_WARN("close of ino %lu not recorded: %s", (unsigned long)ino, st.ToString().c_str());
+}
+
 Status Filesystem::ReportStale(uint64_t ino, const std::vector<wire::StaleReplica>& stale) {
   wire::MetaRequest req;
   req.ino = ino;

@@ -51,6 +51,9 @@ class Filesystem {
   std::optional<std::pair<wire::Attr, double>> FreshDirAttr(uint64_t ino);
   // The victim of unlink/rmdir/rename: marks it orphaned when nlink hit 0.
   void NoteUnlinked(const wire::Attr& victim);
+  // Tells the metadata service one open of `ino` (counted at open/create)
+  // ended: an unlinked file is kept while any client has it open.
+  void NoteClosed(uint64_t ino);
   // Records replicas holding old bytes of `ino` with the metadata service.
   Status ReportStale(uint64_t ino, const std::vector<wire::StaleReplica>& stale);
   // Puts back stale-replica marks whose report to the metadata service failed.

@@ -32,21 +32,31 @@ void DoOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Filesystem* fs = Fs(req);
   wire::MetaRequest m;
   m.ino = ino;
+  m.opens = 1;  // counted by the service until release sends kClose
   wire::MetaReply r;
   Status st = fs->MetaCall(Op::kGetAttr, m, &r, req);
   if (!st.ok()) return ReplyStatus(req, st);
-  if (S_ISDIR(r.attr.mode)) return (void)fuse_reply_err(req, EISDIR);
+  if (S_ISDIR(r.attr.mode)) {
+    fs->NoteClosed(ino);
+    return (void)fuse_reply_err(req, EISDIR);
+  }
   auto inode = fs->Get(ino);
   if ((fi->flags & O_TRUNC) && r.attr.size > 0) {
     // Atomic O_TRUNC: the kernel leaves the truncation to open.
     st = fs->Truncate(inode, 0, &r.attr);
-    if (!st.ok()) return ReplyStatus(req, st);
+    if (!st.ok()) {
+      fs->NoteClosed(ino);
+      return ReplyStatus(req, st);
+    }
   }
   fi->keep_cache = NoteOpen(fs, inode, r.attr, r.stale);
   fi->fh = 0;
   if (fuse_reply_open(req, fi) != 0) {  // interrupted: no release will follow
-    std::lock_guard<std::mutex> lock(inode->mu);
-    inode->open_count--;
+    {
+      std::lock_guard<std::mutex> lock(inode->mu);
+      inode->open_count--;
+    }
+    fs->NoteClosed(ino);
   }
 }
 
@@ -56,6 +66,7 @@ void DoCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
   m.parent = parent;
   m.name = name;
   m.mode = (mode & ~S_IFMT) | S_IFREG;
+  m.opens = 1;
   wire::MetaReply r;
   Status st = fs->MetaCall(Op::kMknod, m, &r, req);
   if (!st.ok()) return ReplyStatus(req, st);
@@ -66,8 +77,11 @@ void DoCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
   fi->keep_cache = 1;
   fi->fh = 0;
   if (fuse_reply_create(req, &e, fi) != 0) {
-    std::lock_guard<std::mutex> lock(inode->mu);
-    inode->open_count--;
+    {
+      std::lock_guard<std::mutex> lock(inode->mu);
+      inode->open_count--;
+    }
+    fs->NoteClosed(r.attr.ino);
   }
 }
 
@@ -104,13 +118,17 @@ void DoFlush(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
 void DoRelease(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
   Filesystem* fs = Fs(req);
   auto inode = fs->Find(ino);
-  if (!inode) return (void)fuse_reply_err(req, 0);
+  if (!inode) {
+    fs->NoteClosed(ino);
+    return (void)fuse_reply_err(req, 0);
+  }
   Status st = fs->FlushAndCommit(inode);  // normally already done by flush
   {
     std::lock_guard<std::mutex> lock(inode->mu);
     if (inode->open_count > 0) inode->open_count--;
     if (inode->open_count == 0) inode->no_caps = false;
   }
+  fs->NoteClosed(ino);
   ReplyStatus(req, st);
 }
 

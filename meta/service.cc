@@ -68,10 +68,19 @@ void Service::Stop() {
   if (gc_) gc_->Stop();
 }
 
+void Service::Reclaim(uint64_t ino) {
+  wire::MetaRequest req;
+  req.ino = ino;
+  commit_->Submit(Op::kReclaim, std::move(req), [this](const Status& st, wire::MetaReply& rep) {
+    if (st.ok() && rep.attr.ino != 0) gc_->Kick();
+  });
+}
+
 void Service::Handle(rpc::Message&& m, rpc::Responder&& r) {
   const Op op = static_cast<Op>(m.env.op);
   const bool mutation = Namespace::IsMutation(op);
-  if (!mutation && !Namespace::IsRead(op) && op != Op::kRegisterNode && op != Op::kGetMap) {
+  if (!mutation && !Namespace::IsRead(op) && op != Op::kRegisterNode && op != Op::kGetMap &&
+      op != Op::kClose) {
     return r.Reply(Status::Error(EOPNOTSUPP, "op " + std::to_string(m.env.op)));
   }
   wire::MetaRequest req;
@@ -79,16 +88,28 @@ void Service::Handle(rpc::Message&& m, rpc::Responder&& r) {
     Status st = m.DecodeBody(req);
     if (!st.ok()) return r.Reply(st);
   }
+  if (op == Op::kClose) {
+    // The last close of a file unlinked meanwhile (perhaps by another
+    // client) reclaims it; Reclaim itself checks that it is an orphan.
+    if (open_files_.Close(req.ino) == 0) Reclaim(req.ino);
+    return Send(r, Status::OK(), wire::MetaReply{});
+  }
+  if (op == Op::kReclaim && open_files_.IsOpen(req.ino)) {
+    return Send(r, Status::OK(), wire::MetaReply{});  // its last close will reclaim it
+  }
   if (mutation) {
     auto resp = std::make_shared<rpc::Responder>(std::move(r));
-    commit_->Submit(op, std::move(req), [this, op, resp](const Status& st, wire::MetaReply& rep) {
+    const bool opens = op == Op::kMknod && req.opens != 0;
+    commit_->Submit(op, std::move(req), [this, op, opens, resp](const Status& st, wire::MetaReply& rep) {
       if (st.ok() && op == Op::kReclaim && rep.attr.ino != 0) gc_->Kick();
+      if (st.ok() && opens) open_files_.Open(rep.attr.ino);
       Send(*resp, st, rep);
     });
     return;
   }
   wire::MetaReply rep;
   Status st = HandleDirect(op, req, &rep);
+  if (st.ok() && op == Op::kGetAttr && req.opens != 0) open_files_.Open(rep.attr.ino);
   Send(r, st, rep);
 }
 

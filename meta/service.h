@@ -12,6 +12,7 @@
 #include "meta/group_commit.h"
 #include "meta/namespace.h"
 #include "meta/nodes.h"
+#include "meta/open_files.h"
 
 namespace ringfs::meta {
 
@@ -46,12 +47,14 @@ class Service {
   explicit Service(ServiceOptions opts) : opts_(std::move(opts)) {}
   void Handle(rpc::Message&& m, rpc::Responder&& r);
   Status HandleDirect(wire::Op op, const wire::MetaRequest& req, wire::MetaReply* rep);
+  void Reclaim(uint64_t ino);  // queued; a no-op unless `ino` is an orphan
 
   ServiceOptions opts_;
   std::unique_ptr<Namespace> ns_;
   std::unique_ptr<NodeRegistry> nodes_;
   std::unique_ptr<GroupCommit> commit_;
   std::unique_ptr<BlockReclaimer> gc_;
+  OpenFiles open_files_;
   std::unique_ptr<rpc::Server> server_;  // last: destroyed first
 };
 

@@ -24,3 +24,23 @@ with open(a + "/dir/x", "w") as f: f.write("x")
 assert os.listdir(b + "/dir") == ["x"]
 PY
 ok "close-to-open between two mounts"
+
+# A file open on one mount and removed through another stays readable
+# through the open descriptor (POSIX), and its blocks are reclaimed only
+# after that last close.
+head -c $((5 * 1024 * 1024)) /dev/urandom > "$T/held"
+cp "$T/held" "$M/held"
+ino=$(stat -c %i "$M/held")
+blocks_of() { find "$D"/node*/blocks -path "*/$(printf %x "$ino")/*" -type f 2>/dev/null | wc -l; }
+[ "$(blocks_of)" -gt 0 ] || fail "no blocks on disk for the held file"
+exec 7< "$M/held"
+rm "$T/m2/held"
+sleep 3  # the remover's kernel forgets the inode and asks to reclaim it
+[ ! -e "$M/held" ] || fail "removed file still has a name"
+drop_caches
+cmp - "$T/held" <&7 || fail "an open descriptor lost the file another mount removed"
+[ "$(blocks_of)" -gt 0 ] || fail "blocks deleted while the file was open elsewhere"
+exec 7<&-
+for _ in $(seq 1 40); do [ "$(blocks_of)" = 0 ] && break; sleep 0.25; done
+[ "$(blocks_of)" = 0 ] || fail "blocks not reclaimed after the last close"
+ok "a file removed on one mount stays readable where open, reclaimed at last close"
