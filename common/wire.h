@@ -42,6 +42,7 @@ enum class Op : uint16_t {
   kRemoveXattr,
   kReportStale,  // replicas a client found bad (checksum): repair them
   kClose,        // a client closed a file it opened (kGetAttr/kMknod with `opens`)
+  kSessionBeat,  // a client is alive; `open_inos` is everything it has open
   kRegisterNode = 40,
   kGetMap,
   // Block daemon.
@@ -151,13 +152,15 @@ struct MetaRequest {
   // kGetAttr at open, kMknod at create: 1 = this opens the file (the service
   // keeps an unlinked file while any client has it open; kClose ends it).
   uint32_t opens = 0;
+  uint64_t session = 0;  // the client's session: with `opens`, kClose, kSessionBeat
+  std::vector<uint64_t> open_inos;  // kSessionBeat: one entry per open
   // kCommitWrite / kSetAttr: replicas that missed the writes being committed;
   // kReportStale: replicas whose copy failed its checksum.
   std::vector<StaleReplica> stale;
   template <class A>
   void serialize(A& ar) {
     ar(ino, parent, newparent, name, newname, value, mode, uid, gid, rdev, flags, mask, umask,
-       size, cookie, max_entries, atime, mtime, node, opens, stale);
+       size, cookie, max_entries, atime, mtime, node, opens, session, open_inos, stale);
   }
 };
 

@@ -1,5 +1,7 @@
 #include "fuse/filesystem.h"
 
+#include <random>
+
 #include <chrono>
 
 #include "common/log.h"
@@ -12,6 +14,8 @@ Filesystem::~Filesystem() { Stop(); }
 
 void Filesystem::Start() {
   meta_ = std::make_unique<meta::Client>(opts_.meta);
+  std::random_device rd;
+  session_ = (uint64_t{rd()} << 32 | rd()) | 1;  // never 0
   auto map = meta_->GetMap();
   if (map.ok()) {
     blocks_.SetMap(*map);
@@ -46,12 +50,36 @@ void Filesystem::Stop() {
   data_.reset();
 }
 
+void Filesystem::SessionBeat() {
+  wire::MetaRequest req;
+  req.session = session_;
+  // Exclusive: no open or close is between the service and our table now,
+  // so the list is exactly what the service should count for us.
+  std::unique_lock<std::shared_mutex> guard(session_mu_);
+  std::vector<std::shared_ptr<Inode>> inodes;
+  {
+    std::lock_guard<std::mutex> lock(table_mu_);
+    for (const auto& [ino, inode] : table_) inodes.push_back(inode);
+  }
+  for (const auto& inode : inodes) {
+    std::lock_guard<std::mutex> lock(inode->mu);
+    for (int i = 0; i < inode->open_count; i++) req.open_inos.push_back(inode->ino);
+  }
+  Status st = meta_->Call(wire::Op::kSessionBeat, req, nullptr);
+  if (!st.ok()) LOG_WARN("session beat: %s", st.ToString().c_str());
+}
+
 void Filesystem::RefreshMapLoop() {
   std::unique_lock<std::mutex> lock(stop_mu_);
+  auto next_beat = std::chrono::steady_clock::now();
   while (!stop_) {
     stop_cv_.wait_for(lock, std::chrono::milliseconds(opts_.map_refresh_ms));
     if (stop_) break;
     lock.unlock();
+    if (std::chrono::steady_clock::now() >= next_beat) {
+      SessionBeat();
+      next_beat = std::chrono::steady_clock::now() + std::chrono::milliseconds(opts_.session_beat_ms);
+    }
     wire::MetaReply rep;
     wire::MetaRequest req;
     Status st = meta_->Call(wire::Op::kGetMap, req, &rep);
@@ -70,6 +98,7 @@ Status Filesystem::MetaCall(wire::Op op, wire::MetaRequest& req, wire::MetaReply
     req.gid = ctx->gid;
     req.umask = ctx->umask;
   }
+  if (req.opens) req.session = session_;
   Status st = meta_->Call(op, req, rep);
   if (st.ok() && rep) {
     for (const wire::Attr& dir : rep->dirs) UpdateAttr(dir);
@@ -233,6 +262,7 @@ Status Filesystem::CommitWrites(const std::shared_ptr<Inode>& inode) {
 void Filesystem::NoteClosed(uint64_t ino) {
   wire::MetaRequest req;
   req.ino = ino;
+  req.session = session_;
   Status st = meta_->Call(wire::Op::kClose, req, nullptr);
   if (!st.ok()) LOG_WARN("close of ino %lu not recorded: %s", (unsigned long)ino, st.ToString().c_str());
 }

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <optional>
 #include <utility>
 #include <thread>
@@ -54,6 +55,11 @@ class Filesystem {
   // Tells the metadata service one open of `ino` (counted at open/create)
   // ended: an unlinked file is kept while any client has it open.
   void NoteClosed(uint64_t ino);
+  // Held (shared) across registering an open or close with the service and
+  // updating the inode's open count, so a session beat sees both or neither.
+  std::shared_lock<std::shared_mutex> SessionGuard() {
+    return std::shared_lock<std::shared_mutex>(session_mu_);
+  }
   // Records replicas holding old bytes of `ino` with the metadata service.
   Status ReportStale(uint64_t ino, const std::vector<wire::StaleReplica>& stale);
   // Puts back stale-replica marks whose report to the metadata service failed.
@@ -74,6 +80,9 @@ class Filesystem {
 
  private:
   void RefreshMapLoop();
+  void SessionBeat();  // tells the service we live, and what we have open
+  uint64_t session_ = 0;
+  std::shared_mutex session_mu_;
 
   Options opts_;
   std::unique_ptr<meta::Client> meta_;

@@ -30,6 +30,7 @@ bool NoteOpen(Filesystem* fs, const std::shared_ptr<Inode>& inode, const wire::A
 
 void DoOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Filesystem* fs = Fs(req);
+  auto session = fs->SessionGuard();
   wire::MetaRequest m;
   m.ino = ino;
   m.opens = 1;  // counted by the service until release sends kClose
@@ -62,6 +63,7 @@ void DoOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 
 void DoCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
   Filesystem* fs = Fs(req);
+  auto session = fs->SessionGuard();
   wire::MetaRequest m;
   m.parent = parent;
   m.name = name;
@@ -123,6 +125,7 @@ void DoRelease(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
     return (void)fuse_reply_err(req, 0);
   }
   Status st = fs->FlushAndCommit(inode);  // normally already done by flush
+  auto session = fs->SessionGuard();
   {
     std::lock_guard<std::mutex> lock(inode->mu);
     if (inode->open_count > 0) inode->open_count--;

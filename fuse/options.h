@@ -20,6 +20,7 @@ struct Options {
   int upload_threads = 8;           // parallel block uploads (each fans out to RF)
   int readahead_blocks = 4;         // blocks prefetched ahead of a sequential reader (16 MiB)
   int map_refresh_ms = 1000;        // how often the cluster map is re-read
+  int session_beat_ms = 5000;       // how often the service hears we live (and what is open)
 };
 
 }  // namespace ringfs::fuse

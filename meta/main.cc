@@ -29,6 +29,10 @@ int main(int argc, char** argv) {
                  "for small clusters (writes have their own group-commit thread)")
       ->capture_default_str()
       ->check(CLI::Range(0, 256));
+  app.add_option("--session-timeout-ms", opt.session_timeout_ms,
+                 "a client silent this long is gone: files it had open may be reclaimed")
+      ->capture_default_str()
+      ->check(CLI::Range(1000, 3600000));
   CLI11_PARSE(app, argc, argv);
 
   // Block the stop signals before any thread starts, then wait for them here.

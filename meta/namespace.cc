@@ -227,6 +227,17 @@ Result<std::vector<Namespace::StaleMark>> Namespace::PendingStale(size_t max) co
   return out;
 }
 
+Result<std::vector<uint64_t>> Namespace::Orphans(size_t max) const {
+  ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::Read(*env_));
+  std::vector<uint64_t> out;
+  lmdb::Cursor c(txn, lmdb::Table::kOrphans);
+  for (bool ok = c.First(); ok && out.size() < max; ok = c.Next()) {
+    if (c.key().size() == 8) out.push_back(schema::LoadBE(c.key()));
+  }
+  RETURN_IF_ERROR(c.status());
+  return out;
+}
+
 Result<std::vector<wire::StaleReplica>> Namespace::StaleOf(uint64_t ino) const {
   ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::Read(*env_));
   return StoreTxn(txn).ListStale(ino);

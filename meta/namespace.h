@@ -92,6 +92,8 @@ class Namespace {
   Result<std::vector<StaleMark>> PendingStale(size_t max) const;
   Status ClearStale(const StaleMark& m);
   Result<std::vector<wire::StaleReplica>> StaleOf(uint64_t ino) const;
+  // Unlinked files not yet reclaimed (the `orphans` table), up to `max`.
+  Result<std::vector<uint64_t>> Orphans(size_t max) const;
 
   // Inodes waiting for block reclamation, and their removal once done.
   Result<std::vector<uint64_t>> PendingGc(size_t max) const;

@@ -1,39 +1,49 @@
-// Files open on clients, as the clients report them (an open is counted by
-// kGetAttr/kMknod with `opens`, ended by kClose). An unlinked file is only
-// reclaimed when no client has it open: POSIX lets an open descriptor keep
-// reading a file another mount removed. In memory only: after a restart the
-// count starts from zero, and the next close of an unlinked file reclaims it.
+// Files open on clients, per client session. An open is counted by
+// kGetAttr/kMknod with `opens`, ended by kClose; each client also beats every
+// few seconds with the full list of what it has open, which replaces its
+// entry (so a restarted service relearns it) and keeps the session alive.
+// A session silent for the timeout is dropped with its opens (a crashed
+// client). An unlinked file is reclaimed only when no session has it open:
+// POSIX lets an open descriptor keep reading a file another mount removed.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <map>
 #include <mutex>
 #include <unordered_map>
+#include <vector>
 
 namespace ringfs::meta {
 
 class OpenFiles {
  public:
-  void Open(uint64_t ino) {
-    std::lock_guard<std::mutex> lock(mu_);
-    count_[ino]++;
-  }
-  // Returns how many opens remain.
-  uint64_t Close(uint64_t ino) {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = count_.find(ino);
-    if (it == count_.end()) return 0;
-    if (--it->second > 0) return it->second;
-    count_.erase(it);
-    return 0;
-  }
-  bool IsOpen(uint64_t ino) const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return count_.count(ino) > 0;
-  }
+  using Clock = std::chrono::steady_clock;
+
+  void Open(uint64_t session, uint64_t ino, Clock::time_point now);
+  // Returns the opens of `ino` that remain across all sessions.
+  uint64_t Close(uint64_t session, uint64_t ino, Clock::time_point now);
+  // Replaces the session's opens with `inos` (an ino once per open). Returns
+  // the inos no session has open any more.
+  std::vector<uint64_t> Beat(uint64_t session, const std::vector<uint64_t>& inos,
+                             Clock::time_point now);
+  // Drops sessions silent since before `deadline`; returns the inos no
+  // session has open any more.
+  std::vector<uint64_t> Expire(Clock::time_point deadline);
+  bool IsOpen(uint64_t ino) const;
+  size_t Sessions() const;
 
  private:
+  struct Session {
+    Clock::time_point seen;
+    std::map<uint64_t, uint64_t> open;  // ino → opens
+  };
+  // Takes `n` opens of `ino` off the total; appends it to `freed` at zero.
+  void DropLocked(uint64_t ino, uint64_t n, std::vector<uint64_t>* freed);
+
   mutable std::mutex mu_;
-  std::unordered_map<uint64_t, uint64_t> count_;
+  std::map<uint64_t, Session> sessions_;
+  std::unordered_map<uint64_t, uint64_t> total_;  // ino → opens in all sessions
 };
 
 }  // namespace ringfs::meta

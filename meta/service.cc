@@ -53,6 +53,7 @@ Service::~Service() { Stop(); }
 Status Service::Start() {
   commit_->Start();
   gc_->Start();
+  sweeper_ = std::thread([this] { SweepLoop(); });
   RETURN_IF_ERROR(server_->Start());
   if (!opts_.addr_file.empty())
     RETURN_IF_ERROR(WriteFileAtomically(opts_.addr_file, endpoint() + "\n"));
@@ -64,8 +65,37 @@ void Service::Stop() {
   // No new requests, then finish the queued mutations (their replies are
   // dropped with the server, but what was acknowledged stays acknowledged).
   if (server_) server_->Stop();
+  {
+    std::lock_guard<std::mutex> lock(sweep_mu_);
+    sweep_stop_ = true;
+  }
+  sweep_cv_.notify_all();
+  if (sweeper_.joinable()) sweeper_.join();
   if (commit_) commit_->Stop();
   if (gc_) gc_->Stop();
+}
+
+// Sessions that stopped beating are dropped with their opens, and unlinked
+// files that no session has open are reclaimed: what a crashed client held,
+// and what was left when the service restarted (once every live client had
+// time to re-announce its opens).
+void Service::SweepLoop() {
+  using namespace std::chrono;
+  const auto started = steady_clock::now();
+  std::unique_lock<std::mutex> lock(sweep_mu_);
+  while (!sweep_cv_.wait_for(lock, milliseconds(opts_.sweep_interval_ms), [&] { return sweep_stop_; })) {
+    lock.unlock();
+    const auto now = steady_clock::now();
+    for (uint64_t ino : open_files_.Expire(now - milliseconds(opts_.session_timeout_ms))) Reclaim(ino);
+    if (now - started >= milliseconds(opts_.session_timeout_ms)) {
+      auto orphans = ns_->Orphans(1024);
+      if (orphans.ok()) {
+        for (uint64_t ino : *orphans)
+          if (!open_files_.IsOpen(ino)) Reclaim(ino);
+      }
+    }
+    lock.lock();
+  }
 }
 
 void Service::Reclaim(uint64_t ino) {
@@ -80,7 +110,7 @@ void Service::Handle(rpc::Message&& m, rpc::Responder&& r) {
   const Op op = static_cast<Op>(m.env.op);
   const bool mutation = Namespace::IsMutation(op);
   if (!mutation && !Namespace::IsRead(op) && op != Op::kRegisterNode && op != Op::kGetMap &&
-      op != Op::kClose) {
+      op != Op::kClose && op != Op::kSessionBeat) {
     return r.Reply(Status::Error(EOPNOTSUPP, "op " + std::to_string(m.env.op)));
   }
   wire::MetaRequest req;
@@ -88,10 +118,15 @@ void Service::Handle(rpc::Message&& m, rpc::Responder&& r) {
     Status st = m.DecodeBody(req);
     if (!st.ok()) return r.Reply(st);
   }
+  const auto now = OpenFiles::Clock::now();
   if (op == Op::kClose) {
     // The last close of a file unlinked meanwhile (perhaps by another
     // client) reclaims it; Reclaim itself checks that it is an orphan.
-    if (open_files_.Close(req.ino) == 0) Reclaim(req.ino);
+    if (open_files_.Close(req.session, req.ino, now) == 0) Reclaim(req.ino);
+    return Send(r, Status::OK(), wire::MetaReply{});
+  }
+  if (op == Op::kSessionBeat) {
+    for (uint64_t ino : open_files_.Beat(req.session, req.open_inos, now)) Reclaim(ino);
     return Send(r, Status::OK(), wire::MetaReply{});
   }
   if (op == Op::kReclaim && open_files_.IsOpen(req.ino)) {
@@ -99,17 +134,17 @@ void Service::Handle(rpc::Message&& m, rpc::Responder&& r) {
   }
   if (mutation) {
     auto resp = std::make_shared<rpc::Responder>(std::move(r));
-    const bool opens = op == Op::kMknod && req.opens != 0;
-    commit_->Submit(op, std::move(req), [this, op, opens, resp](const Status& st, wire::MetaReply& rep) {
+    const uint64_t opener = op == Op::kMknod && req.opens != 0 ? req.session : 0;
+    commit_->Submit(op, std::move(req), [this, op, opener, resp](const Status& st, wire::MetaReply& rep) {
       if (st.ok() && op == Op::kReclaim && rep.attr.ino != 0) gc_->Kick();
-      if (st.ok() && opens) open_files_.Open(rep.attr.ino);
+      if (st.ok() && opener) open_files_.Open(opener, rep.attr.ino, OpenFiles::Clock::now());
       Send(*resp, st, rep);
     });
     return;
   }
   wire::MetaReply rep;
   Status st = HandleDirect(op, req, &rep);
-  if (st.ok() && op == Op::kGetAttr && req.opens != 0) open_files_.Open(rep.attr.ino);
+  if (st.ok() && op == Op::kGetAttr && req.opens != 0) open_files_.Open(req.session, rep.attr.ino, now);
   Send(r, st, rep);
 }
 

@@ -3,8 +3,11 @@
 // through group commit, node ops through the registry.
 #pragma once
 
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 
 #include "common/rpc.h"
 #include "common/status.h"
@@ -28,6 +31,10 @@ struct ServiceOptions {
   int workers = 0;
   size_t max_batch = 1024;                     // mutations per group commit: bounds reply latency
   int gc_interval_ms = 1000;                   // how often unfinished block reclamation is retried
+  // A client session silent this long is gone (clients beat every 5 s), and
+  // its open files no longer keep unlinked files from being reclaimed.
+  int session_timeout_ms = 20000;
+  int sweep_interval_ms = 2000;                // expiry and orphan sweep period
 };
 
 class Service {
@@ -48,6 +55,7 @@ class Service {
   void Handle(rpc::Message&& m, rpc::Responder&& r);
   Status HandleDirect(wire::Op op, const wire::MetaRequest& req, wire::MetaReply* rep);
   void Reclaim(uint64_t ino);  // queued; a no-op unless `ino` is an orphan
+  void SweepLoop();
 
   ServiceOptions opts_;
   std::unique_ptr<Namespace> ns_;
@@ -55,6 +63,10 @@ class Service {
   std::unique_ptr<GroupCommit> commit_;
   std::unique_ptr<BlockReclaimer> gc_;
   OpenFiles open_files_;
+  std::thread sweeper_;
+  std::mutex sweep_mu_;
+  std::condition_variable sweep_cv_;
+  bool sweep_stop_ = false;
   std::unique_ptr<rpc::Server> server_;  // last: destroyed first
 };
 
