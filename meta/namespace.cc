@@ -189,15 +189,19 @@ Status Namespace::Write(Op op, const wire::MetaRequest& req, wire::MetaReply* re
   return m.status;
 }
 
-Result<std::vector<uint64_t>> Namespace::PendingGc(size_t max) const {
+Result<std::vector<uint64_t>> Namespace::InoKeys(lmdb::Table table, size_t max) const {
   ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::Read(*env_));
   std::vector<uint64_t> out;
-  lmdb::Cursor c(txn, lmdb::Table::kGc);
+  lmdb::Cursor c(txn, table);
   for (bool ok = c.First(); ok && out.size() < max; ok = c.Next()) {
     if (c.key().size() == 8) out.push_back(schema::LoadBE(c.key()));
   }
   RETURN_IF_ERROR(c.status());
   return out;
+}
+
+Result<std::vector<uint64_t>> Namespace::PendingGc(size_t max) const {
+  return InoKeys(lmdb::Table::kGc, max);
 }
 
 Status Namespace::FinishGc(std::span<const uint64_t> inos) {
@@ -228,14 +232,7 @@ Result<std::vector<Namespace::StaleMark>> Namespace::PendingStale(size_t max) co
 }
 
 Result<std::vector<uint64_t>> Namespace::Orphans(size_t max) const {
-  ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::Read(*env_));
-  std::vector<uint64_t> out;
-  lmdb::Cursor c(txn, lmdb::Table::kOrphans);
-  for (bool ok = c.First(); ok && out.size() < max; ok = c.Next()) {
-    if (c.key().size() == 8) out.push_back(schema::LoadBE(c.key()));
-  }
-  RETURN_IF_ERROR(c.status());
-  return out;
+  return InoKeys(lmdb::Table::kOrphans, max);
 }
 
 Result<std::vector<wire::StaleReplica>> Namespace::StaleOf(uint64_t ino) const {

@@ -106,6 +106,8 @@ class Namespace {
  private:
   explicit Namespace(Options opts) : opts_(std::move(opts)) {}
   Status LockDir();
+  // The first `max` keys of a table keyed by inode number.
+  Result<std::vector<uint64_t>> InoKeys(lmdb::Table table, size_t max) const;
   Status CreateRoot();
   Status Apply(lmdb::Txn& txn, wire::Op op, const wire::MetaRequest& req, wire::MetaReply* rep);
 
