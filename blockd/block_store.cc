@@ -165,6 +165,17 @@ uint32_t FileDataBytes(int fd) {
   return static_cast<uint32_t>(std::min<off_t>(st.st_size - kDataStart, wire::kBlockSize));
 }
 
+// Loads the header of a block about to be rewritten; `counted` gets the bytes
+// the store counts for it now (for a corrupt block, whatever the file holds).
+HeaderState LoadForRewrite(DiskIo* io, int fd, uint64_t ino, uint64_t index, Header* h,
+                           uint32_t* counted) {
+  const HeaderState state = LoadHeader(io, fd, ino, index, h);
+  *counted = state == HeaderState::kValid     ? h->length
+             : state == HeaderState::kCorrupt ? FileDataBytes(fd)
+                                              : 0;
+  return state;
+}
+
 // Reads data [from * kChunk, min(to * kChunk, length)) into buf and checks
 // every chunk against the header.
 Status ReadVerified(DiskIo* io, int fd, const Header& h, uint32_t from, uint32_t to, char* buf) {
@@ -387,14 +398,11 @@ Status BlockStore::WriteOpened(const Opened& f, uint64_t ino, uint64_t index, ui
   const uint32_t end = offset + static_cast<uint32_t>(data.size());
   Header old;
   uint32_t old_counted = 0;
-  switch (LoadHeader(io_, fd, ino, index, &old)) {
+  switch (LoadForRewrite(io_, fd, ino, index, &old, &old_counted)) {
     case HeaderState::kEmpty:
-      break;
     case HeaderState::kValid:
-      old_counted = old.length;
       break;
     case HeaderState::kCorrupt:
-      old_counted = FileDataBytes(fd);
       if (offset != 0 || end < old_counted) {
         LOG_ERROR("block %s: corrupt header, write refused", BlockName(ino, index).c_str());
         return Status::Error(EIO, "corrupt header in block " + BlockName(ino, index));
@@ -435,16 +443,8 @@ Status BlockStore::Replace(uint64_t ino, uint64_t index, std::string_view data,
   const int fd = f.fd.get();
   Header old;
   uint32_t counted = 0;
-  switch (LoadHeader(io_, fd, ino, index, &old)) {
-    case HeaderState::kEmpty:
-      break;
-    case HeaderState::kValid:
-      counted = old.length;
-      break;
-    case HeaderState::kCorrupt:  // counts as absent: generation 0
-      counted = FileDataBytes(fd);
-      old = EmptyHeader(ino, index);
-      break;
+  if (LoadForRewrite(io_, fd, ino, index, &old, &counted) == HeaderState::kCorrupt) {
+    old = EmptyHeader(ino, index);  // counts as absent: generation 0
   }
   if (old.generation != expect_generation) {
     if (f.created) unlink(f.path.c_str());

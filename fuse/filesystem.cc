@@ -1,8 +1,7 @@
 #include "fuse/filesystem.h"
 
-#include <random>
-
 #include <chrono>
+#include <random>
 
 #include "common/log.h"
 
