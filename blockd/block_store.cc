@@ -12,6 +12,7 @@
 #include <cstring>
 #include <mutex>
 
+#include "common/block_version.h"
 #include "common/crc.h"
 #include "common/log.h"
 #include "common/wire.h"
@@ -21,14 +22,14 @@ namespace ringfs::blockd {
 namespace {
 
 constexpr uint32_t kMagic = 0x42534652;  // "RFSB"
-constexpr uint32_t kFormatVersion = 1;
+constexpr uint32_t kFormatVersion = 2;
 constexpr off_t kDataStart = 4096;  // the header area; data follows
 constexpr uint32_t kChunk = 64 << 10;
 constexpr uint32_t kChunks = wire::kBlockSize / kChunk;
 // A nonzero seed, so a run of zeros does not sum to zero.
 constexpr uint32_t kCrcSeed = 0xFFFFFFFF;
 
-// On-disk format, version 1: a 4096-byte header area, then the block's data
+// On-disk format, version 2: a 4096-byte header area, then the block's data
 // (file offset 4096 + block offset; holes read as zeros). The header area
 // starts with the struct below, in host byte order (little-endian everywhere
 // we run), written by one pwrite of under 512 bytes so the disk writes it
@@ -38,20 +39,26 @@ constexpr uint32_t kCrcSeed = 0xFFFFFFFF;
 //  - a write lands its data first and its header second, so a crash between
 //    leaves old checksums over new bytes: an EIO, never wrong data;
 //  - bytes past `length` are never trusted: the next extending write cuts them.
-struct Header {
+}  // namespace
+
+struct BlockHeader {
   uint32_t magic = kMagic;
-  uint32_t version = kFormatVersion;
+  uint32_t format = kFormatVersion;
   uint32_t length = 0;  // bytes held: the highest end written
   uint32_t chunk_bytes = kChunk;
   uint64_t ino = 0;
   uint64_t index = 0;
   // crc[c] covers data [c * kChunk, min((c + 1) * kChunk, length)); 0 past length.
   uint32_t crc[kChunks] = {};
-  // Changes with every write or cut of the block (never 0 once it exists):
-  // lets a repair replace the block only if nothing wrote it meanwhile.
-  uint32_t generation = 0;
+  // The block's version (common/block_version.h): set by every write, cut
+  // and replacement, each accepted only on top of the version it names.
+  wire::BlockVersion version;
+  uint32_t reserved = 0;
   uint32_t header_crc = 0;  // of every byte above
 };
+
+namespace {
+using Header = BlockHeader;
 static_assert(sizeof(Header) <= 512);
 static_assert(wire::kBlockSize % kChunk == 0);
 
@@ -125,8 +132,6 @@ Status ReadAll(DiskIo* io, int fd, char* p, size_t n, off_t off) {
   return Status::OK();
 }
 
-uint32_t NextGeneration(uint32_t g) { return g + 1 == 0 ? 1 : g + 1; }
-
 Header EmptyHeader(uint64_t ino, uint64_t index) {
   Header h;
   h.ino = ino;
@@ -145,7 +150,7 @@ HeaderState LoadHeader(DiskIo* io, int fd, uint64_t ino, uint64_t index, Header*
     *h = EmptyHeader(ino, index);
     return HeaderState::kEmpty;
   }
-  if (n != sizeof *h || h->magic != kMagic || h->version != kFormatVersion ||
+  if (n != sizeof *h || h->magic != kMagic || h->format != kFormatVersion ||
       h->chunk_bytes != kChunk || h->length > wire::kBlockSize || h->ino != ino ||
       h->index != index || h->header_crc != HeaderCrc(*h)) {
     return HeaderState::kCorrupt;
@@ -367,49 +372,95 @@ Status BlockStore::OpenForWrite(uint64_t ino, uint64_t index, Opened* out) {
   return st;
 }
 
+namespace {
+// The version a header says the block holds; a missing, empty or corrupt
+// block holds none.
+wire::BlockVersion HeldVersion(HeaderState hs, const Header& h) {
+  return hs == HeaderState::kValid ? h.version : wire::BlockVersion{};
+}
+}  // namespace
+
 Status BlockStore::Write(uint64_t ino, uint64_t index, uint32_t offset, std::string_view data,
-                         uint32_t flags) {
+                         uint32_t flags, const WriteVersions* v, wire::BlockVersion* held) {
   if (offset > wire::kBlockSize || data.size() > wire::kBlockSize - offset)
     return Status::Error(EINVAL, "write past the end of a block");
-  if (data.empty()) return Status::OK();
+  if (data.empty() && !v) return Status::OK();
   std::shared_lock inode_lock(InodeMu(ino));
   std::unique_lock block_lock(BlockMu(ino, index));
   Opened f;
   RETURN_IF_ERROR(OpenForWrite(ino, index, &f));
-  Status st = WriteOpened(f, ino, index, offset, data);
+  const int fd = f.fd.get();
+  Header old;
+  uint32_t counted = 0;
+  HeaderState hs = LoadForRewrite(io_, fd, ino, index, &old, &counted);
+  wire::BlockVersion next = old.version;
+  if (v) {
+    const bool exists = !f.created && hs != HeaderState::kEmpty;
+    const wire::BlockVersion stored = HeldVersion(hs, old);
+    switch (blockver::CheckWrite(exists, stored, v->base)) {
+      case blockver::WriteCheck::kRefuse:
+        if (f.created) unlink(f.path.c_str());
+        if (held) *held = stored;
+        return Status::Error(ESTALE, "block " + BlockName(ino, index) + " is not at the write's base");
+      case blockver::WriteCheck::kApplyFresh:
+        RETURN_IF_ERROR(Empty(f, &old, counted));
+        counted = 0;
+        hs = HeaderState::kValid;
+        break;
+      case blockver::WriteCheck::kApply:
+        break;
+    }
+    next = v->next;
+  }
+  if (hs == HeaderState::kCorrupt) {
+    if (offset != 0 || offset + data.size() < counted) {
+      LOG_ERROR("block %s: corrupt header, write refused", BlockName(ino, index).c_str());
+      return Status::Error(EIO, "corrupt header in block " + BlockName(ino, index));
+    }
+    old = EmptyHeader(ino, index);  // a write covering every old byte replaces the block
+  }
+  Status st = WriteData(f, old, counted, offset, data, next);
   if (!st.ok()) {
     if (f.created) unlink(f.path.c_str());
     return st;
   }
+  if (held) *held = next;
   if (f.created) blocks_++;
   if (flags & wire::kBlockSyncNow) return SyncWritten(f, ino);
   if (opts_.early_writeback) {
     // Whole chunks only: a partial one is likely to be written again soon.
     const uint64_t end = offset + data.size();
     const uint64_t a = DivCeil(offset, kChunk) * uint64_t{kChunk}, b = end / kChunk * kChunk;
-    if (b > a) sync_file_range(f.fd.get(), kDataStart + a, b - a, SYNC_FILE_RANGE_WRITE);
+    if (b > a) sync_file_range(fd, kDataStart + a, b - a, SYNC_FILE_RANGE_WRITE);
   }
   return Status::OK();
 }
 
-Status BlockStore::WriteOpened(const Opened& f, uint64_t ino, uint64_t index, uint32_t offset,
-                               std::string_view data) {
+// Makes the block hold no bytes (header first, as CutBlock does), keeping
+// its version until the write that follows sets the next one.
+Status BlockStore::Empty(const Opened& f, BlockHeader* h, uint32_t counted) {
+  Header empty = EmptyHeader(h->ino, h->index);
+  empty.version = h->version;
+  RETURN_IF_ERROR(StoreHeader(io_, f.fd.get(), &empty));
+  if (ftruncate(f.fd.get(), kDataStart) != 0) return Status::Error(errno, "ftruncate " + f.path);
+  used_ -= counted;
+  *h = empty;
+  return Status::OK();
+}
+
+// Writes `data` at `offset` over a block described by `old` (whose bytes
+// the store counts as `counted`), leaving it at `version`.
+Status BlockStore::WriteData(const Opened& f, const BlockHeader& old, uint32_t counted, uint32_t offset,
+                             std::string_view data, const wire::BlockVersion& version) {
   const int fd = f.fd.get();
-  const uint32_t end = offset + static_cast<uint32_t>(data.size());
-  Header old;
-  uint32_t old_counted = 0;
-  switch (LoadForRewrite(io_, fd, ino, index, &old, &old_counted)) {
-    case HeaderState::kEmpty:
-    case HeaderState::kValid:
-      break;
-    case HeaderState::kCorrupt:
-      if (offset != 0 || end < old_counted) {
-        LOG_ERROR("block %s: corrupt header, write refused", BlockName(ino, index).c_str());
-        return Status::Error(EIO, "corrupt header in block " + BlockName(ino, index));
-      }
-      old = EmptyHeader(ino, index);  // a write covering every old byte replaces the block
-      break;
+  Header next = old;
+  next.version = version;
+  if (data.empty()) {
+    RETURN_IF_ERROR(StoreHeader(io_, fd, &next));
+    used_ += static_cast<int64_t>(next.length) - counted;
+    return Status::OK();
   }
+  const uint32_t end = offset + static_cast<uint32_t>(data.size());
   struct stat sb;
   if (fstat(fd, &sb) != 0) return Status::Error(errno, "fstat " + f.path);
   // Bytes past `length` are left by a write that died before its header or by
@@ -424,44 +475,35 @@ Status BlockStore::WriteOpened(const Opened& f, uint64_t ino, uint64_t index, ui
     if (io_->Fallocate(fd, kDataStart + offset, data.size()) != 0 && errno != EOPNOTSUPP)
       return Status::Error(errno, "fallocate " + f.path);
   }
-  Header next = old;
-  next.generation = NextGeneration(old.generation);
   RETURN_IF_ERROR(NewCrcs(io_, fd, old, offset, data, &next));
   RETURN_IF_ERROR(WriteAll(io_, fd, data.data(), data.size(), kDataStart + offset));
   RETURN_IF_ERROR(StoreHeader(io_, fd, &next));
-  used_ += static_cast<int64_t>(next.length) - old_counted;
+  used_ += static_cast<int64_t>(next.length) - counted;
   return Status::OK();
 }
 
 Status BlockStore::Replace(uint64_t ino, uint64_t index, std::string_view data,
-                           uint32_t expect_generation) {
+                           const WriteVersions& v, wire::BlockVersion* held) {
   if (data.size() > wire::kBlockSize) return Status::Error(EINVAL, "replacement larger than a block");
   std::shared_lock inode_lock(InodeMu(ino));
   std::unique_lock block_lock(BlockMu(ino, index));
   Opened f;
   RETURN_IF_ERROR(OpenForWrite(ino, index, &f));
-  const int fd = f.fd.get();
   Header old;
   uint32_t counted = 0;
-  if (LoadForRewrite(io_, fd, ino, index, &old, &counted) == HeaderState::kCorrupt) {
-    old = EmptyHeader(ino, index);  // counts as absent: generation 0
-  }
-  if (old.generation != expect_generation) {
+  const HeaderState hs = LoadForRewrite(io_, f.fd.get(), ino, index, &old, &counted);
+  const wire::BlockVersion stored = HeldVersion(hs, old);  // absent or corrupt: none
+  if (!(stored == v.base)) {
     if (f.created) unlink(f.path.c_str());
+    if (held) *held = stored;
     return Status::Error(ESTALE, "block " + BlockName(ino, index) + " changed since it was read");
   }
-  // Empty it (header first, as CutBlock does), then write as into a new block.
-  Header empty = EmptyHeader(ino, index);
-  empty.generation = old.generation;
-  RETURN_IF_ERROR(StoreHeader(io_, fd, &empty));
-  if (ftruncate(fd, kDataStart) != 0) return Status::Error(errno, "ftruncate " + f.path);
-  used_ -= counted;
+  if (hs == HeaderState::kCorrupt) old = EmptyHeader(ino, index);
+  RETURN_IF_ERROR(Empty(f, &old, counted));
   if (f.created) blocks_++;
-  if (data.empty()) {
-    empty.generation = NextGeneration(empty.generation);
-    return StoreHeader(io_, fd, &empty);
-  }
-  return WriteOpened(f, ino, index, 0, data);
+  RETURN_IF_ERROR(WriteData(f, old, 0, 0, data, v.next));
+  if (held) *held = v.next;
+  return Status::OK();
 }
 
 // The data, and for a new block the directory entries leading to it.
@@ -474,7 +516,8 @@ Status BlockStore::SyncWritten(const Opened& f, uint64_t ino) {
   return Status::OK();
 }
 
-Result<ReadBuffer> BlockStore::Read(uint64_t ino, uint64_t index, uint32_t offset, uint32_t len) {
+Result<ReadBuffer> BlockStore::Read(uint64_t ino, uint64_t index, uint32_t offset, uint32_t len,
+                                    const wire::BlockVersion* want) {
   if (offset > wire::kBlockSize || len > wire::kBlockSize - offset)
     return Status::Error(EINVAL, "read past the end of a block");
   std::shared_lock inode_lock(InodeMu(ino));
@@ -482,14 +525,17 @@ Result<ReadBuffer> BlockStore::Read(uint64_t ino, uint64_t index, uint32_t offse
   Fd fd(open(BlockPath(ino, index).c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.ok()) return Status::Error(errno, "open block " + BlockName(ino, index));
   Header h;
-  if (LoadHeader(io_, fd.get(), ino, index, &h) == HeaderState::kCorrupt) {
+  const HeaderState hs = LoadHeader(io_, fd.get(), ino, index, &h);
+  if (hs == HeaderState::kCorrupt) {
     LOG_ERROR("block %s: corrupt header", BlockName(ino, index).c_str());
     return Status::Error(EIO, "corrupt header in block " + BlockName(ino, index));
   }
   const uint32_t end = std::min(offset + len, h.length);
-  if (offset >= end) {
+  if (offset >= end || (want && !(h.version == *want))) {
     ReadBuffer none;
-    none.generation = h.generation;
+    none.version = h.version;
+    none.length = h.length;
+    none.refused = want && !(h.version == *want);
     return none;
   }
   const uint32_t first = offset / kChunk, last = DivCeil(end, kChunk);
@@ -497,37 +543,54 @@ Result<ReadBuffer> BlockStore::Read(uint64_t ino, uint64_t index, uint32_t offse
   char* buf = static_cast<char*>(std::malloc(std::min(last * kChunk, h.length) - begin));
   if (!buf) return Status::Error(ENOMEM, "read buffer");
   ReadBuffer out(buf, offset - begin, end - offset);
-  out.generation = h.generation;
+  out.version = h.version;
+  out.length = h.length;
   RETURN_IF_ERROR(ReadVerified(io_, fd.get(), h, first, last, buf));
   return out;
 }
 
-Status BlockStore::CutBlock(uint64_t ino, uint64_t index, uint32_t cut) {
+Status BlockStore::CutBlock(uint64_t ino, uint64_t index, uint32_t cut, const WriteVersions* v,
+                            TruncateResult* out) {
   const std::string path = BlockPath(ino, index);
   Fd fd(open(path.c_str(), O_RDWR | O_CLOEXEC));
   if (!fd.ok()) return Status::Error(errno, "open " + path);
   Header h;
-  if (LoadHeader(io_, fd.get(), ino, index, &h) == HeaderState::kCorrupt) {
+  const HeaderState hs = LoadHeader(io_, fd.get(), ino, index, &h);
+  if (hs == HeaderState::kCorrupt) {
     LOG_ERROR("block %s: corrupt header, truncate refused", BlockName(ino, index).c_str());
     return Status::Error(EIO, "corrupt header in block " + BlockName(ino, index));
   }
-  if (h.length <= cut) return Status::OK();
-  Header next = h;
-  uint32_t c = cut / kChunk;
-  if (cut > c * kChunk) {
-    std::unique_ptr<char[]> buf(new char[kChunk]);
-    RETURN_IF_ERROR(ReadVerified(io_, fd.get(), h, c, c + 1, buf.get()));
-    next.crc[c] = Crc(buf.get(), cut - c * kChunk);
-    c++;
+  if (out) {
+    out->version = HeldVersion(hs, h);
+    out->cut_exists = true;
   }
-  for (; c < kChunks; c++) next.crc[c] = 0;
-  next.length = cut;
-  next.generation = NextGeneration(h.generation);
+  // A copy not at the truncation's base is left alone: it is stale (and is
+  // repaired) or ahead of the truncating client, which then retries.
+  if (v && !(HeldVersion(hs, h) == v->base)) return Status::OK();
+  if (h.length <= cut && !v) return Status::OK();
+  Header next = h;
+  if (h.length > cut) {
+    uint32_t c = cut / kChunk;
+    if (cut > c * kChunk) {
+      std::unique_ptr<char[]> buf(new char[kChunk]);
+      RETURN_IF_ERROR(ReadVerified(io_, fd.get(), h, c, c + 1, buf.get()));
+      next.crc[c] = Crc(buf.get(), cut - c * kChunk);
+      c++;
+    }
+    for (; c < kChunks; c++) next.crc[c] = 0;
+    next.length = cut;
+  }
+  if (v) next.version = v->next;
   // Header first: if we die before the ftruncate, the next write that
   // extends the block cuts the stale bytes (see Write).
   RETURN_IF_ERROR(StoreHeader(io_, fd.get(), &next));
-  if (ftruncate(fd.get(), kDataStart + cut) != 0) return Status::Error(errno, "ftruncate " + path);
-  used_ -= h.length - cut;
+  if (h.length > cut && ftruncate(fd.get(), kDataStart + cut) != 0)
+    return Status::Error(errno, "ftruncate " + path);
+  used_ -= h.length - next.length;
+  if (out) {
+    out->version = next.version;
+    out->cut_applied = v != nullptr;
+  }
   return Status::OK();
 }
 
@@ -544,7 +607,8 @@ Status BlockStore::RemoveBlock(uint64_t ino, uint64_t index) {
   return Status::OK();
 }
 
-Status BlockStore::Truncate(uint64_t ino, uint64_t size) {
+Status BlockStore::Truncate(uint64_t ino, uint64_t size, const WriteVersions* cut_versions,
+                            TruncateResult* out) {
   std::unique_lock lock(InodeMu(ino));
   ASSIGN_OR_RETURN(std::vector<uint64_t> indices, ListLocked(ino));
   const uint64_t keep = size / wire::kBlockSize + (size % wire::kBlockSize ? 1 : 0);
@@ -559,7 +623,7 @@ Status BlockStore::Truncate(uint64_t ino, uint64_t size) {
   const uint64_t cut_index = size / wire::kBlockSize;
   const uint32_t cut = size % wire::kBlockSize;
   if (cut && std::binary_search(indices.begin(), indices.end(), cut_index))
-    RETURN_IF_ERROR(CutBlock(ino, cut_index, cut));
+    RETURN_IF_ERROR(CutBlock(ino, cut_index, cut, cut_versions, out));
   if (kept == 0) rmdir(InodeDir(ino).c_str());  // best effort: an empty dir costs nothing
   return Status::OK();
 }

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "common/wire.h"
 
 namespace ringfs::blockd {
 
@@ -48,6 +49,18 @@ struct BlockStoreOptions {
   DiskIo* io = nullptr;
 };
 
+// A checked write: applied only when the block is at `base` (see
+// blockver::CheckWrite), which then moves it to `next`.
+struct WriteVersions {
+  wire::BlockVersion base, next;
+};
+
+struct TruncateResult {
+  wire::BlockVersion version;  // the cut block's version afterwards
+  bool cut_applied = false;    // it was at the base and moved to the next version
+  bool cut_exists = false;     // there was a block to cut
+};
+
 struct StoreStats {
   uint64_t capacity = 0;
   uint64_t used = 0;  // sum of block lengths
@@ -65,7 +78,9 @@ class ReadBuffer {
   size_t size() const { return size_; }
   size_t begin() const { return begin_; }
   char* release() { return buf_.release(); }
-  uint32_t generation = 0;  // the block's write generation when it was read
+  wire::BlockVersion version;  // the block's version when it was read
+  uint32_t length = 0;         // bytes the block holds
+  bool refused = false;        // not at the version asked for: nothing read
 
  private:
   struct Free {
@@ -75,6 +90,8 @@ class ReadBuffer {
   size_t begin_ = 0;
   size_t size_ = 0;
 };
+
+struct BlockHeader;  // the on-disk header (block_store.cc)
 
 class BlockStore {
  public:
@@ -88,20 +105,29 @@ class BlockStore {
 
   // Writes `data` at `offset` in the block, creating it if needed; writing
   // past the end extends it. flags: wire::kBlockSyncNow = durable on return.
+  // With `v`, only on top of v->base (else ESTALE, nothing written) and the
+  // block is then at v->next; `held` receives the version it holds after.
   // A block whose header is corrupt only accepts a write from offset 0 that
   // covers all its old bytes (a repair), which replaces it.
   Status Write(uint64_t ino, uint64_t index, uint32_t offset, std::string_view data,
-               uint32_t flags = 0);
+               uint32_t flags = 0, const WriteVersions* v = nullptr,
+               wire::BlockVersion* held = nullptr);
   // Bytes [offset, min(offset + len, length)): shorter than `len` when the
   // block is; the caller zero-fills. ENOENT when the block does not exist, EIO
-  // when a touched chunk fails its checksum.
-  Result<ReadBuffer> Read(uint64_t ino, uint64_t index, uint32_t offset, uint32_t len);
-  // Makes the block hold exactly `data` (from offset 0; empty is allowed),
-  // but only if its write generation is still `expect_generation` (0: the
-  // block is absent or its header is corrupt); else ESTALE. For repair.
-  Status Replace(uint64_t ino, uint64_t index, std::string_view data, uint32_t expect_generation);
-  // Drops the inode's bytes from file offset `size` on.
-  Status Truncate(uint64_t ino, uint64_t size);
+  // when a touched chunk fails its checksum. With `want`, a block at another
+  // version is `refused` (nothing read).
+  Result<ReadBuffer> Read(uint64_t ino, uint64_t index, uint32_t offset, uint32_t len,
+                          const wire::BlockVersion* want = nullptr);
+  // Makes the block hold exactly `data` (from offset 0; empty is allowed) at
+  // v.next, but only if it is still at v.base (absent or corrupt: no
+  // version); else ESTALE, `held` receiving what it holds. For repair.
+  Status Replace(uint64_t ino, uint64_t index, std::string_view data, const WriteVersions& v,
+                 wire::BlockVersion* held = nullptr);
+  // Drops the inode's bytes from file offset `size` on: blocks past it go,
+  // and the block it cuts moves from cut->base to cut->next (left alone
+  // when not at cut->base). `out` tells what the cut block holds.
+  Status Truncate(uint64_t ino, uint64_t size, const WriteVersions* cut = nullptr,
+                  TruncateResult* out = nullptr);
   // Removes every block of the inode.
   Status Delete(uint64_t ino);
   // Makes everything written so far durable.
@@ -119,10 +145,12 @@ class BlockStore {
   std::string InodeDir(uint64_t ino) const;
   std::string BlockPath(uint64_t ino, uint64_t index) const;
   Status OpenForWrite(uint64_t ino, uint64_t index, Opened* out);
-  Status WriteOpened(const Opened& f, uint64_t ino, uint64_t index, uint32_t offset,
-                     std::string_view data);
+  Status Empty(const Opened& f, BlockHeader* h, uint32_t counted);
+  Status WriteData(const Opened& f, const BlockHeader& old, uint32_t counted, uint32_t offset,
+                   std::string_view data, const wire::BlockVersion& version);
   Status SyncWritten(const Opened& f, uint64_t ino);
-  Status CutBlock(uint64_t ino, uint64_t index, uint32_t cut);
+  Status CutBlock(uint64_t ino, uint64_t index, uint32_t cut, const WriteVersions* v,
+                  TruncateResult* out);
   Status RemoveBlock(uint64_t ino, uint64_t index);
   Result<std::vector<uint64_t>> ListLocked(uint64_t ino);
   std::shared_mutex& InodeMu(uint64_t ino);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "common/block_version.h"
 #include "common/log.h"
 
 namespace ringfs::blockd {
@@ -83,22 +84,33 @@ std::vector<uint32_t> Client::Replicas(uint64_t ino, uint64_t index) const {
   return p->ring.Replicas(ring::Ring::BlockKey(ino, index), p->map.replicas);
 }
 
+size_t Client::Quorum() const { return blockver::Quorum(Current()->map.replicas); }
+
 Status Client::Write(uint64_t ino, uint64_t index, uint32_t offset,
                      std::shared_ptr<const std::string> buf, size_t buf_offset, size_t len,
-                     bool sync, std::vector<uint32_t>* written_to,
-                     std::vector<uint32_t>* missed) {
+                     bool sync, const wire::BlockVersion& base, const wire::BlockVersion& next,
+                     WriteResult* out) {
+  *out = WriteResult{};
   auto p = Current();
   auto replicas = p->ring.Replicas(ring::Ring::BlockKey(ino, index), p->map.replicas);
   if (replicas.empty()) return Status::Error(ENOSPC, "no block nodes in the cluster map");
-  const size_t need = std::min<size_t>(opts_.min_write_copies, replicas.size());
+  const size_t need = std::min(blockver::Quorum(p->map.replicas), replicas.size());
   // Route around nodes known to be down, unless too few would remain.
   std::vector<uint32_t> targets;
   for (uint32_t id : replicas)
     if (Usable(*p, id)) targets.push_back(id);
   if (targets.size() < need) targets = replicas;
+  for (uint32_t id : replicas)
+    if (std::find(targets.begin(), targets.end(), id) == targets.end()) out->failed.push_back(id);
 
-  wire::BlockRequest req{ino, index, offset, static_cast<uint32_t>(len), 0,
-                         sync ? static_cast<uint32_t>(wire::kBlockSyncNow) : 0u};
+  wire::BlockRequest req;
+  req.ino = ino;
+  req.index = index;
+  req.offset = offset;
+  req.length = static_cast<uint32_t>(len);
+  req.flags = sync ? static_cast<uint32_t>(wire::kBlockSyncNow) : 0u;
+  req.base = base;
+  req.version = next;
   const std::string body = codec::Encode(req);
   std::vector<rpc::Pending> calls;
   for (uint32_t id : targets) {
@@ -106,42 +118,46 @@ Status Client::Write(uint64_t ino, uint64_t index, uint32_t offset,
     calls.push_back(p->nodes.at(id).channel->Start(wire::Op::kBlockWrite, body, &data,
                                                    opts_.timeout_ms));
   }
-  size_t acked = 0;
   Status first_error;
-  std::vector<uint32_t> acked_by;
   const auto start = std::chrono::steady_clock::now();
   for (size_t i = 0; i < calls.size(); i++) {
     auto r = WaitWhileAlive(calls[i], targets[i], start);
+    wire::BlockReply rep;
     if (r.ok()) {
-      acked++;
-      acked_by.push_back(targets[i]);
-      if (written_to) written_to->push_back(targets[i]);
-      continue;
+      Status st = r->DecodeBody(rep);
+      if (st.ok() && !rep.refused) {
+        out->acked.push_back(targets[i]);
+        continue;
+      }
+      if (st.ok()) {
+        out->refused.emplace_back(targets[i], rep.version);
+        continue;
+      }
+      r = st;
     }
+    out->failed.push_back(targets[i]);
     if (IsNodeFailure(r.status().code())) MarkSuspect(targets[i]);
     LOG_WARN("write ino %lu block %lu to node %u: %s", (unsigned long)ino, (unsigned long)index,
              targets[i], r.status().ToString().c_str());
     if (first_error.ok()) first_error = r.status();
   }
-  if (missed && acked > 0) {
-    for (uint32_t id : replicas)
-      if (std::find(acked_by.begin(), acked_by.end(), id) == acked_by.end()) missed->push_back(id);
+  if (out->acked.size() >= need) return Status::OK();
+  if (!out->refused.empty()) {
+    return Status::Error(ESTALE, "block " + std::to_string(index) + ": " +
+                                     std::to_string(out->refused.size()) +
+                                     " replicas hold another version");
   }
-  if (acked >= need) return Status::OK();
   int code = first_error.code() == ENOSPC ? ENOSPC : EIO;
-  return Status::Error(code, "block written to " + std::to_string(acked) + " of " +
+  return Status::Error(code, "block written to " + std::to_string(out->acked.size()) + " of " +
                                  std::to_string(replicas.size()) + " replicas: " +
                                  first_error.ToString());
 }
 
 Result<BlockData> Client::Read(uint64_t ino, uint64_t index, uint32_t offset, uint32_t len,
-                               const std::vector<uint32_t>& avoid) {
+                               const wire::BlockVersion& want,
+                               std::vector<wire::BlockVersion>* seen) {
   auto p = Current();
   auto replicas = p->ring.Replicas(ring::Ring::BlockKey(ino, index), p->map.replicas);
-  const size_t placed = replicas.size();
-  std::erase_if(replicas, [&](uint32_t id) {
-    return std::find(avoid.begin(), avoid.end(), id) != avoid.end();
-  });
   // Healthy replicas first, then the rest as a last resort.
   std::vector<uint32_t> order;
   for (uint32_t id : replicas)
@@ -149,48 +165,62 @@ Result<BlockData> Client::Read(uint64_t ino, uint64_t index, uint32_t offset, ui
   for (uint32_t id : replicas)
     if (!Usable(*p, id)) order.push_back(id);
 
-  wire::BlockRequest req{ino, index, offset, len, 0, 0};
+  wire::BlockRequest req;
+  req.ino = ino;
+  req.index = index;
+  req.offset = offset;
+  req.length = len;
+  req.base = want;
   const std::string body = codec::Encode(req);
-  size_t missing = 0;
+  bool other_version = false;
   Status last = Status::Error(EIO, "no replica could be read");
   for (uint32_t id : order) {
     auto r = p->nodes.at(id).channel->Call(wire::Op::kBlockRead, body, nullptr, opts_.timeout_ms);
     if (r.ok()) {
       wire::BlockReply rep;
       Status st = r->DecodeBody(rep);
+      if (st.ok() && rep.refused) {  // a copy at another version: never served
+        other_version = true;
+        if (seen) seen->push_back(rep.version);
+        continue;
+      }
       if (st.ok() && r->has_data && r->data.size() == rep.length && rep.length <= len) {
         return BlockData{std::move(r->data), rep.length};
       }
       last = Status::Error(EIO, "malformed read reply from node " + std::to_string(id));
       continue;
     }
-    if (r.status().code() == ENOENT) {
-      missing++;
+    if (r.status().code() == ENOENT) {  // this copy does not exist
+      other_version = true;
+      if (seen) seen->push_back(wire::BlockVersion{});
       continue;
     }
     if (IsNodeFailure(r.status().code())) MarkSuspect(id);
-    if (r.status().code() == EIO && on_bad_copy_) on_bad_copy_(ino, index, id);  // checksum
+    if (r.status().code() == EIO && on_bad_copy_) on_bad_copy_(ino, index, id, want);  // checksum
     LOG_WARN("read ino %lu block %lu from node %u: %s", (unsigned long)ino, (unsigned long)index,
              id, r.status().ToString().c_str());
     last = r.status();
   }
-  // A written block is on at least min_write_copies replicas; when enough
-  // replicas deny having it, it was never written: a hole.
-  // Replicas avoided as stale count as neither holding nor lacking it.
-  const size_t need = std::min<size_t>(opts_.min_write_copies, placed);
-  if (missing > 0 && missing >= placed - need + 1) return BlockData{{}, 0};
-  if (placed == 0) return BlockData{{}, 0};
+  if (other_version)
+    return Status::Error(ESTALE, "block " + std::to_string(index) + ": no replica reached holds its current version");
   return Status::Error(EIO, "block " + std::to_string(index) + ": " + last.ToString());
 }
 
-Status Client::Truncate(uint64_t ino, uint64_t size, std::vector<uint32_t>* missed) {
+Status Client::Truncate(uint64_t ino, uint64_t size, const wire::BlockVersion& cut_base,
+                        const wire::BlockVersion& cut_next, TruncateResult* out) {
+  *out = TruncateResult{};
   auto p = Current();
-  wire::BlockRequest req{ino, 0, 0, 0, size, 0};
+  wire::BlockRequest req;
+  req.ino = ino;
+  req.index = size / wire::kBlockSize;
+  req.size = size;
+  req.base = cut_base;
+  req.version = cut_next;
   const std::string body = codec::Encode(req);
   std::vector<std::pair<uint32_t, rpc::Pending>> calls;
   for (const auto& [id, node] : p->nodes) {
-    if (!Usable(*p, id)) {  // a down node keeps its tail until repair
-      if (missed) missed->push_back(id);
+    if (!Usable(*p, id)) {  // a down node keeps its blocks: their versions tell
+      out->missed.push_back(id);
       continue;
     }
     calls.emplace_back(id, node.channel->Start(wire::Op::kBlockTruncate, body, nullptr,
@@ -199,18 +229,23 @@ Status Client::Truncate(uint64_t ino, uint64_t size, std::vector<uint32_t>* miss
   Status result;
   for (auto& [id, call] : calls) {
     auto r = call.Wait(opts_.timeout_ms);
-    if (r.ok()) continue;
-    if (IsNodeFailure(r.status().code())) {
-      MarkSuspect(id);
-      if (missed) missed->push_back(id);
+    wire::BlockReply rep;
+    if (r.ok() && r->DecodeBody(rep).ok()) {
+      if (rep.refused) {
+        out->refused.emplace_back(id, rep.version);
+      } else if (!cut_next.absent() && rep.version == cut_next) {
+        out->cut.push_back(id);
+      }
       continue;
     }
-    result = r.status();
+    if (!r.ok() && IsNodeFailure(r.status().code())) MarkSuspect(id);
+    out->missed.push_back(id);
+    if (!r.ok() && !IsNodeFailure(r.status().code())) result = r.status();
   }
   return result;
 }
 
-Status Client::Sync(const std::set<uint32_t>& nodes) {
+Status Client::Sync(const std::set<uint32_t>& nodes, std::set<uint32_t>* synced_out) {
   auto p = Current();
   std::vector<std::pair<uint32_t, rpc::Pending>> calls;
   for (uint32_t id : nodes) {
@@ -219,21 +254,17 @@ Status Client::Sync(const std::set<uint32_t>& nodes) {
     calls.emplace_back(id, it->second.channel->Start(wire::Op::kBlockSync, codec::Encode(wire::BlockRequest{}),
                                                      nullptr, opts_.timeout_ms));
   }
-  size_t synced = 0;
   Status first_error;
   for (auto& [id, call] : calls) {
     auto r = call.Wait(opts_.timeout_ms * 4);  // syncfs may take a while
     if (r.ok()) {
-      synced++;
+      if (synced_out) synced_out->insert(id);
     } else {
       if (IsNodeFailure(r.status().code())) MarkSuspect(id);
       if (first_error.ok()) first_error = r.status();
     }
   }
-  if (synced == calls.size()) return Status::OK();
-  const size_t need = std::min<size_t>(opts_.min_write_copies, calls.size());
-  if (synced >= need) return Status::OK();
-  return Status::Error(EIO, "sync failed: " + first_error.ToString());
+  return first_error;
 }
 
 Status Client::Call(uint32_t node, wire::Op op, const wire::BlockRequest& req,

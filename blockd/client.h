@@ -26,7 +26,6 @@ struct ClientOptions {
   // and giving up on it would fail the write. Bounded by this.
   int slow_write_ms = 120000;
   int suspect_ms = 5000;        // after a failure, a node is skipped this long
-  uint32_t min_write_copies = 2;  // below this many acknowledged copies a write fails
 };
 
 // A read result: `data` holds `length` bytes of the block starting at the
@@ -41,8 +40,9 @@ class Client {
   explicit Client(ClientOptions opts = {});
 
   // Called (on the reading thread) for each replica whose copy of a block
-  // failed its checksum, so it can be marked stale and repaired. Set before use.
-  using BadCopyHandler = std::function<void(uint64_t ino, uint64_t index, uint32_t node)>;
+  // failed its checksum, so it can be dropped and repaired. Set before use.
+  using BadCopyHandler = std::function<void(uint64_t ino, uint64_t index, uint32_t node,
+                                            const wire::BlockVersion& version)>;
   void OnBadCopy(BadCopyHandler h) { on_bad_copy_ = std::move(h); }
 
   // Installs a new cluster map (rebuilds the ring; keeps connections).
@@ -51,23 +51,42 @@ class Client {
   wire::ClusterMap map() const;
 
   std::vector<uint32_t> Replicas(uint64_t ino, uint64_t index) const;
+  // Copies a write needs (and that must agree on an uncommitted version).
+  size_t Quorum() const;
 
+  // What each replica did with a write.
+  struct WriteResult {
+    std::vector<uint32_t> acked;  // now at the write's version
+    // Not at the write's base (nothing written): the version each holds.
+    std::vector<std::pair<uint32_t, wire::BlockVersion>> refused;
+    std::vector<uint32_t> failed;  // down, skipped or erred
+  };
   // Writes `len` bytes of `buf` at `buf_offset` to block (ino, index) at
-  // `offset` on every replica. `written_to` receives the nodes that acked,
-  // `missed` the replicas that did not (down, skipped or failed): they now
-  // hold old bytes in that range.
+  // `offset` on every replica, each only if it holds `base`, moving it to
+  // `next`. OK once a quorum acknowledged.
   Status Write(uint64_t ino, uint64_t index, uint32_t offset,
                std::shared_ptr<const std::string> buf, size_t buf_offset, size_t len, bool sync,
-               std::vector<uint32_t>* written_to = nullptr, std::vector<uint32_t>* missed = nullptr);
-  // Reads from the first healthy replica, never from one in `avoid` (known to
-  // hold old bytes); a block no replica holds is a hole.
+               const wire::BlockVersion& base, const wire::BlockVersion& next, WriteResult* out);
+  // Reads from the first healthy replica that holds exactly `want`. ESTALE
+  // when none does; `seen` then receives what each replica that answered
+  // holds (absent for one without the block), for the caller to decide.
   Result<BlockData> Read(uint64_t ino, uint64_t index, uint32_t offset, uint32_t len,
-                         const std::vector<uint32_t>& avoid = {});
-  // Cuts the inode's data to `size` bytes on every node; `missed` receives
-  // the nodes that were not reached and so keep the old tail.
-  Status Truncate(uint64_t ino, uint64_t size, std::vector<uint32_t>* missed = nullptr);
-  // Makes everything written so far durable on the given nodes.
-  Status Sync(const std::set<uint32_t>& nodes);
+                         const wire::BlockVersion& want,
+                         std::vector<wire::BlockVersion>* seen = nullptr);
+
+  struct TruncateResult {
+    std::vector<uint32_t> cut;  // the cut block moved to the new version here
+    std::vector<std::pair<uint32_t, wire::BlockVersion>> refused;  // not at its base
+    std::vector<uint32_t> missed;  // not reached: keep their blocks
+  };
+  // Cuts the inode's data to `size` bytes on every node. The block the cut
+  // falls in (if `cut_next` is not absent) moves from `cut_base` to
+  // `cut_next` on the replicas at `cut_base`.
+  Status Truncate(uint64_t ino, uint64_t size, const wire::BlockVersion& cut_base,
+                  const wire::BlockVersion& cut_next, TruncateResult* out);
+  // Makes everything written so far durable on the given nodes; `synced`
+  // receives those that confirmed.
+  Status Sync(const std::set<uint32_t>& nodes, std::set<uint32_t>* synced = nullptr);
 
   // Direct calls to one node (CLI, tests).
   Status Call(uint32_t node, wire::Op op, const wire::BlockRequest& req, wire::BlockReply* rep);

@@ -67,10 +67,17 @@ void BlockService::Handle(rpc::Message&& m, rpc::Responder&& r) {
   wire::BlockReply rep;
   Status st;
   switch (op) {
-    case wire::Op::kBlockTruncate:
+    case wire::Op::kBlockTruncate: {
       st = m.DecodeBody(req);
-      if (st.ok()) st = store_->Truncate(req.ino, req.size);
+      if (!st.ok()) break;
+      const WriteVersions cut{req.base, req.version};
+      const bool versioned = !req.version.absent();
+      TruncateResult res;
+      st = store_->Truncate(req.ino, req.size, versioned ? &cut : nullptr, &res);
+      rep.version = res.version;
+      rep.refused = versioned && res.cut_exists && !res.cut_applied;
       break;
+    }
     case wire::Op::kBlockDelete:
       st = m.DecodeBody(req);
       if (st.ok()) st = store_->Delete(req.ino);
@@ -104,25 +111,37 @@ void BlockService::HandleWrite(const rpc::Message& m, rpc::Responder& r) {
   if (!m.has_data) return r.Reply(Status::Error(EPROTO, "block write without a data frame"));
   if (m.data.size() > wire::kBlockSize)
     return r.Reply(Status::Error(EMSGSIZE, "block write larger than a block"));
+  // Every write names the version it builds on and the one it makes.
+  if (req.version.absent() || req.version.writer == 0)
+    return r.Reply(Status::Error(EINVAL, "block write without a version"));
+  const WriteVersions v{req.base, req.version};
+  wire::BlockReply rep;
   if (req.flags & wire::kBlockReplace) {
     if (req.offset != 0) return r.Reply(Status::Error(EINVAL, "a replacement starts at offset 0"));
-    st = store_->Replace(req.ino, req.index, m.data_view(), req.generation);
+    st = store_->Replace(req.ino, req.index, m.data_view(), v, &rep.version);
   } else {
-    st = store_->Write(req.ino, req.index, req.offset, m.data_view(), req.flags);
+    st = store_->Write(req.ino, req.index, req.offset, m.data_view(), req.flags, &v, &rep.version);
   }
-  if (!st.ok()) return r.Reply(st);
-  r.ReplyWith(wire::BlockReply{});
+  if (st.code() == ESTALE) {
+    rep.refused = true;  // not at the base: the writer learns what it holds
+  } else if (!st.ok()) {
+    return r.Reply(st);
+  }
+  r.ReplyWith(rep);
 }
 
 void BlockService::HandleRead(const rpc::Message& m, rpc::Responder& r) {
   wire::BlockRequest req;
   Status st = m.DecodeBody(req);
   if (!st.ok()) return r.Reply(st);
-  auto read = store_->Read(req.ino, req.index, req.offset, req.length);
+  const bool any = req.flags & (wire::kBlockAnyVersion | wire::kBlockVersionOnly);
+  const uint32_t len = req.flags & wire::kBlockVersionOnly ? 0 : req.length;
+  auto read = store_->Read(req.ino, req.index, req.offset, len, any ? nullptr : &req.base);
   if (!read.ok()) return r.Reply(read.status());
   wire::BlockReply rep;
   rep.length = static_cast<uint32_t>(read->size());
-  rep.generation = read->generation;
+  rep.version = read->version;
+  rep.refused = read->refused;
   zmq::message_t data;
   if (read->size() > 0) {
     // Zero copy: the frame owns the buffer the disk read went into.

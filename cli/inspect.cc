@@ -73,15 +73,20 @@ Status PrintLocate(const std::string& path, const std::string& meta_override) {
   blockd::Client blocks;
   blocks.SetMap(map);
   const uint64_t ino = st.st_ino;
-  // Replicas recorded as having missed writes: they hold old bytes.
-  std::map<uint64_t, std::vector<uint32_t>> stale;
+  // The committed version of every block (no record: a hole).
+  std::map<uint64_t, wire::BlockVersion> committed;
   {
     meta::Client client(meta, 3000, 0);
     wire::MetaRequest req;
     req.ino = ino;
-    wire::MetaReply rep;
-    RETURN_IF_ERROR(client.Call(wire::Op::kGetAttr, req, &rep));
-    for (const auto& r : rep.stale) stale[r.index].push_back(r.node);
+    for (uint64_t from = 0; from != UINT64_MAX;) {
+      req.cookie = from;
+      wire::MetaReply rep;
+      RETURN_IF_ERROR(client.Call(wire::Op::kGetBlocks, req, &rep));
+      for (const auto& r : rep.runs)
+        for (uint64_t i = 0; i < r.count; i++) committed[r.first + i] = r.version;
+      from = rep.runs_end;
+    }
   }
   // What each node really holds, asked of the node (not derived from the ring).
   std::map<uint64_t, std::set<uint32_t>> held;
@@ -107,13 +112,26 @@ Status PrintLocate(const std::string& path, const std::string& meta_override) {
   for (uint64_t i = 0; i < nblocks; i++) {
     auto want = blocks.Replicas(ino, i);
     auto it = held.find(i);
-    std::vector<uint32_t> have;
+    std::vector<uint32_t> have, stale;
     if (it != held.end()) have.assign(it->second.begin(), it->second.end());
-    auto bad = stale.find(i);
-    printf("block %lu: placement %s; held by %s%s%s%s\n", (unsigned long)i, names(want).c_str(),
-           names(have).c_str(), have.empty() ? " (hole)" : "",
-           bad == stale.end() ? "" : "; stale (not read) on ",
-           bad == stale.end() ? "" : names(bad->second).c_str());
+    auto cur = committed.find(i);
+    // A copy not at the committed version is never read: stale until repaired.
+    for (uint32_t id : have) {
+      wire::BlockRequest req;
+      req.ino = ino;
+      req.index = i;
+      req.flags = wire::kBlockVersionOnly;
+      wire::BlockReply rep;
+      Status vs = blocks.Call(id, wire::Op::kBlockRead, req, &rep);
+      if (cur != committed.end() && !(vs.ok() && rep.version == cur->second)) stale.push_back(id);
+    }
+    std::string version = cur == committed.end()
+                              ? std::string("none (hole)")
+                              : std::to_string(cur->second.epoch) + "." + std::to_string(cur->second.height);
+    printf("block %lu: version %s; placement %s; held by %s%s%s%s\n", (unsigned long)i,
+           version.c_str(), names(want).c_str(), names(have).c_str(),
+           have.empty() ? " (hole)" : "", stale.empty() ? "" : "; stale (not read) on ",
+           stale.empty() ? "" : names(stale).c_str());
   }
   for (uint32_t id : unreachable) printf("node %u did not answer\n", id);
   return Status::OK();

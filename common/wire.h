@@ -9,7 +9,7 @@
 
 namespace ringfs::wire {
 
-constexpr uint16_t kProtocolVersion = 2;
+constexpr uint16_t kProtocolVersion = 3;
 // Largest header frame accepted; bodies are small, data travels separately.
 constexpr size_t kMaxHeaderBytes = 1 << 20;
 // Block size: the unit of placement and replication (see docs/ARCHITECTURE.md).
@@ -40,9 +40,10 @@ enum class Op : uint16_t {
   kSetXattr,
   kListXattr,
   kRemoveXattr,
-  kReportStale,  // replicas a client found bad (checksum): repair them
+  kReportBadCopy,  // a replica whose copy failed its checksum: drop it, repair it
   kClose,        // a client closed a file it opened (kGetAttr/kMknod with `opens`)
   kSessionBeat,  // a client is alive; `open_inos` is everything it has open
+  kGetBlocks,    // committed block versions of a file, from block `cookie` on
   kRegisterNode = 40,
   kGetMap,
   // Block daemon.
@@ -83,8 +84,13 @@ struct Attr {
   uint64_t size = 0;
   Timespec atime, mtime, ctime;
   uint64_t data_version = 0;  // bumped by every committed write or truncate
+  // Bumped by every truncation that removes or cuts blocks; block versions
+  // written since carry it (see BlockVersion).
+  uint64_t block_epoch = 0;
   template <class A>
-  void serialize(A& ar) { ar(ino, mode, nlink, uid, gid, rdev, size, atime, mtime, ctime, data_version); }
+  void serialize(A& ar) {
+    ar(ino, mode, nlink, uid, gid, rdev, size, atime, mtime, ctime, data_version, block_epoch);
+  }
 };
 
 struct DirEntry {
@@ -96,17 +102,38 @@ struct DirEntry {
   void serialize(A& ar) { ar(name, ino, mode, cookie); }
 };
 
-// A replica that missed a write to one block (it was down, or failed): it
-// holds old bytes there and must not serve that block until it is repaired.
-struct StaleReplica {
-  uint64_t index = 0;  // block index in the file
-  uint32_t node = 0;
-  bool operator<(const StaleReplica& o) const {
-    return index != o.index ? index < o.index : node < o.node;
-  }
-  bool operator==(const StaleReplica&) const = default;
+// The version of one copy of a block: what decides whether a replica is
+// current (docs/ARCHITECTURE.md, "Replica currency"). Every write and cut
+// of a block moves it to a new version, accepted by a block daemon only on
+// top of the version the writer based it on. height 0 means "no block" (at
+// `epoch`: a block absent since that truncation epoch).
+struct BlockVersion {
+  uint64_t epoch = 0;   // the file's block_epoch when written
+  uint64_t height = 0;  // 1 + the height it was written on; 0: absent
+  uint64_t writer = 0;  // the writing client's session (unique), 0 for none
+  bool absent() const { return height == 0; }
+  bool operator==(const BlockVersion&) const = default;
   template <class A>
-  void serialize(A& ar) { ar(index, node); }
+  void serialize(A& ar) { ar(epoch, height, writer); }
+};
+
+// A block's committed version and the nodes known to hold exactly it.
+struct BlockState {
+  uint64_t index = 0;
+  BlockVersion version;
+  std::vector<uint32_t> holders;
+  template <class A>
+  void serialize(A& ar) { ar(index, version, holders); }
+};
+
+// `count` consecutive blocks from `first` with one committed version (the
+// open reply's compact form: a file written in one go is one run).
+struct VersionRun {
+  uint64_t first = 0;
+  uint64_t count = 0;
+  BlockVersion version;
+  template <class A>
+  void serialize(A& ar) { ar(first, count, version); }
 };
 
 struct StatFs {
@@ -138,6 +165,9 @@ struct ClusterMap {
 enum SetAttrMask : uint32_t {
   kSetMode = 1, kSetUid = 2, kSetGid = 4, kSetSize = 8,
   kSetAtime = 16, kSetMtime = 32, kSetAtimeNow = 64, kSetMtimeNow = 128, kSetCtime = 256,
+  // Writes buffered before this change are committed with it (as by
+  // kCommitWrite: `blocks`, and `size` as where they end; never shrinks).
+  kSetWriteEnd = 512,
 };
 
 // One request shape for every metadata op; each op reads the fields it needs.
@@ -154,13 +184,16 @@ struct MetaRequest {
   uint32_t opens = 0;
   uint64_t session = 0;  // the client's session: with `opens`, kClose, kSessionBeat
   std::vector<uint64_t> open_inos;  // kSessionBeat: one entry per open
-  // kCommitWrite / kSetAttr: replicas that missed the writes being committed;
-  // kReportStale: replicas whose copy failed its checksum.
-  std::vector<StaleReplica> stale;
+  // kCommitWrite / kSetAttr: the blocks written since the last commit, each
+  // with the version its acknowledging replicas now hold; kSetAttr of a
+  // smaller size: the cut block's new version. kReportBadCopy: one block, its
+  // version and the node whose copy failed its checksum (`node.id`).
+  std::vector<BlockState> blocks;
+  uint64_t epoch = 0;  // kSetAttr of a smaller size: the truncation's block epoch
   template <class A>
   void serialize(A& ar) {
     ar(ino, parent, newparent, name, newname, value, mode, uid, gid, rdev, flags, mask, umask,
-       size, cookie, max_entries, atime, mtime, node, opens, session, open_inos, stale);
+       size, cookie, max_entries, atime, mtime, node, opens, session, open_inos, blocks, epoch);
   }
 };
 
@@ -174,17 +207,29 @@ struct MetaReply {
   uint32_t node_id = 0;  // kRegisterNode: the id the node is known by
   // Namespace changes: each directory whose entries changed, as now stored.
   std::vector<Attr> dirs;
-  // kGetAttr of a regular file: its replicas that must not be read from.
-  std::vector<StaleReplica> stale;
+  // kGetAttr with `opens` and kGetBlocks: the file's committed block
+  // versions in index order (blocks absent from the runs are holes), complete
+  // up to `runs_end` (UINT64_MAX when complete; else ask kGetBlocks from there).
+  std::vector<VersionRun> runs;
+  uint64_t runs_end = 0;
+  // Changes: the file's data_version before this op, so a client can tell
+  // its own change from one made elsewhere in between.
+  uint64_t prev_data_version = 0;
   template <class A>
-  void serialize(A& ar) { ar(attr, entries, eof, value, statfs, map, node_id, dirs, stale); }
+  void serialize(A& ar) {
+    ar(attr, entries, eof, value, statfs, map, node_id, dirs, runs, runs_end, prev_data_version);
+  }
 };
 
 enum BlockFlags : uint32_t {
   kBlockSyncNow = 1,
-  // kBlockWrite: replace the whole block with the data (offset must be 0),
-  // only if its generation is still `generation` (repair of a stale replica).
+  // kBlockWrite: replace the whole block with the data (offset must be 0) at
+  // version `version`, only if it still holds `base` (repair of a replica).
   kBlockReplace = 2,
+  // kBlockRead: answer the block's version and length only, no data.
+  kBlockVersionOnly = 4,
+  // kBlockRead: serve whatever version the block holds (tools, repair).
+  kBlockAnyVersion = 8,
 };
 
 // MetaRequest.flags for kUnlink/kRmdir/kRename: none yet. MetaRequest.flags for
@@ -197,18 +242,29 @@ struct BlockRequest {
   uint32_t length = 0;  // read length; writes take the data frame's size
   uint64_t size = 0;    // kBlockTruncate: new file size
   uint32_t flags = 0;
-  uint32_t generation = 0;  // kBlockReplace: the generation the block must still have
+  // kBlockWrite: applied only on top of `base`, and the block is then at
+  // `version`. kBlockRead: served only when the block is at `base`
+  // (else `refused`), unless kBlockAnyVersion is set.
+  // kBlockTruncate: the block cut at `size` moves from `base` to `version`.
+  BlockVersion base;
+  BlockVersion version;
   template <class A>
-  void serialize(A& ar) { ar(ino, index, offset, length, size, flags, generation); }
+  void serialize(A& ar) { ar(ino, index, offset, length, size, flags, base, version); }
 };
 
 struct BlockReply {
   uint32_t length = 0;  // bytes held in the block (reads), before zero fill
   NodeInfo stats;       // kBlockStat
   std::vector<uint64_t> indices;  // kBlockList
-  uint32_t generation = 0;        // kBlockRead: the block's write generation
+  // kBlockRead/kBlockWrite: the version the block holds (after the write);
+  // kBlockTruncate: the cut block's, after the cut.
+  BlockVersion version;
+  // kBlockWrite/kBlockRead: the block is not at the request's `base`, so
+  // nothing was written or read; `version` says what it holds instead.
+  // kBlockTruncate: the cut block was not at `base` (cut, but not moved).
+  bool refused = false;
   template <class A>
-  void serialize(A& ar) { ar(length, stats, indices, generation); }
+  void serialize(A& ar) { ar(length, stats, indices, version, refused); }
 };
 
 }  // namespace ringfs::wire

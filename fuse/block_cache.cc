@@ -2,24 +2,33 @@
 
 namespace ringfs::fuse {
 
-std::shared_ptr<CachedBlock> BlockCache::Get(uint64_t ino, uint64_t index) {
+std::shared_ptr<CachedBlock> BlockCache::Get(uint64_t ino, uint64_t index,
+                                             const wire::BlockVersion& version) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = slots_.find({ino, index});
-  if (it == slots_.end()) return nullptr;
+  if (it == slots_.end() || !(it->second.block->version == version)) return nullptr;
   lru_.splice(lru_.begin(), lru_, it->second.lru);
   return it->second.block;
 }
 
-std::shared_ptr<CachedBlock> BlockCache::GetOrCreate(uint64_t ino, uint64_t index, bool* created) {
+std::shared_ptr<CachedBlock> BlockCache::GetOrCreate(uint64_t ino, uint64_t index,
+                                                     const wire::BlockVersion& version,
+                                                     bool* created) {
   std::lock_guard<std::mutex> lock(mu_);
   Key key{ino, index};
   auto it = slots_.find(key);
-  if (it != slots_.end()) {
+  if (it != slots_.end() && it->second.block->version == version) {
     lru_.splice(lru_.begin(), lru_, it->second.lru);
     *created = false;
     return it->second.block;
   }
+  if (it != slots_.end()) {  // another version: never served again
+    if (it->second.block->ready) used_ -= it->second.block->data.data.size();
+    lru_.erase(it->second.lru);
+    slots_.erase(it);
+  }
   auto e = std::make_shared<CachedBlock>();
+  e->version = version;
   lru_.push_front(key);
   slots_.emplace(key, Slot{e, lru_.begin()});
   *created = true;
@@ -32,8 +41,9 @@ void BlockCache::Wait(const std::shared_ptr<CachedBlock>& e) {
 }
 
 void BlockCache::Fill(uint64_t ino, uint64_t index, const std::shared_ptr<CachedBlock>& e,
-                      Result<blockd::BlockData> r) {
+                      Result<blockd::BlockData> r, const wire::BlockVersion* version) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (version) e->version = *version;
   if (r.ok()) {
     e->data = std::move(r).value();
   } else {

@@ -15,6 +15,7 @@
 namespace ringfs::fuse {
 
 struct CachedBlock {
+  wire::BlockVersion version;  // the version these bytes are
   blockd::BlockData data;  // `length` bytes from offset 0; zeros beyond
   Status status;
   bool ready = false;
@@ -24,14 +25,17 @@ class BlockCache {
  public:
   explicit BlockCache(uint64_t budget) : budget_(budget) {}
 
-  // Returns the entry for (ino, index), or nullptr. `created` is set when the
-  // caller must fill a new entry (and then call Fill).
-  std::shared_ptr<CachedBlock> GetOrCreate(uint64_t ino, uint64_t index, bool* created);
-  std::shared_ptr<CachedBlock> Get(uint64_t ino, uint64_t index);
+  // Returns the entry for (ino, index) at `version` (one at another version
+  // is dropped: it is never served). `created` is set when the caller must
+  // fill a new entry (and then call Fill).
+  std::shared_ptr<CachedBlock> GetOrCreate(uint64_t ino, uint64_t index,
+                                           const wire::BlockVersion& version, bool* created);
+  std::shared_ptr<CachedBlock> Get(uint64_t ino, uint64_t index, const wire::BlockVersion& version);
   // Waits until `e` is filled.
   void Wait(const std::shared_ptr<CachedBlock>& e);
+  // `version`: the version the bytes really are, if not the one asked for.
   void Fill(uint64_t ino, uint64_t index, const std::shared_ptr<CachedBlock>& e,
-            Result<blockd::BlockData> r);
+            Result<blockd::BlockData> r, const wire::BlockVersion* version = nullptr);
   void Erase(uint64_t ino, uint64_t index);
   void EraseInode(uint64_t ino);
 

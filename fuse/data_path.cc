@@ -3,11 +3,17 @@
 #include <algorithm>
 #include <cstring>
 
+#include "common/block_version.h"
+#include "common/log.h"
+
 namespace ringfs::fuse {
 
 namespace {
 constexpr uint64_t kBs = wire::kBlockSize;
 constexpr uint32_t kChunk = 64 << 10;  // the block daemons' checksum unit
+// A write or read whose replicas moved on is retried on what they hold at
+// most this often (each retry follows another writer's progress).
+constexpr int kMaxRebase = 8;
 
 // Calls fn(index, offset in block, length, bytes done before) for each
 // block's share of [off, off + size), stopping at the first error.
@@ -25,8 +31,11 @@ Status ForEachBlock(uint64_t off, size_t size, Fn&& fn) {
 }
 }  // namespace
 
-DataPath::DataPath(blockd::Client& blocks, const Options& opts)
+DataPath::DataPath(blockd::Client& blocks, const Options& opts, uint64_t session,
+                   VersionSource committed)
     : blocks_(blocks),
+      session_(session),
+      committed_(std::move(committed)),
       opts_(opts),
       cache_(opts.cache_bytes),
       uploads_(opts.upload_threads),
@@ -89,6 +98,53 @@ void DataPath::SubmitLocked(const std::shared_ptr<Inode>& inode, uint64_t index,
   }
 }
 
+// Sends one extent to the block's replicas, built on the version this
+// client expects the block at. Replicas that moved on (another writer, a
+// truncation, or a repair) refuse it; then the write is rebased on what is
+// current: the metadata service's committed version if that changed, or
+// else a version a quorum of replicas agree on (another client's
+// acknowledged writes, not committed yet). A replica left behind no longer
+// holds the block's version, so it is never read until repaired.
+Status DataPath::Send(const std::shared_ptr<Inode>& inode, uint64_t index, const Upload& u) {
+  Status st;
+  for (int attempt = 0; attempt < kMaxRebase; attempt++) {
+    wire::BlockVersion base;
+    uint64_t epoch;
+    {
+      std::unique_lock<std::mutex> lock(inode->mu);
+      inode->idle.wait(lock, [&] { return !inode->truncating; });
+      base = inode->ExpectedLocked(index);
+      epoch = inode->block_epoch;
+    }
+    const wire::BlockVersion next = blockver::Next(base, epoch, session_);
+    blockd::Client::WriteResult res;
+    st = blocks_.Write(inode->ino, index, u.start, u.data, 0, u.data->size(), false, base, next, &res);
+    if (st.ok()) {
+      std::lock_guard<std::mutex> lock(inode->mu);
+      // Unless a truncation or another open moved the block meanwhile.
+      if (inode->ExpectedLocked(index) == base) inode->SetVersionLocked(index, next);
+      inode->uncommitted[index] = wire::BlockState{index, next, res.acked};
+      inode->unsynced[index] = Inode::Unsynced{res.acked, ++inode->write_seq};
+      return st;
+    }
+    if (st.code() != ESTALE) return st;
+    auto now = committed_(inode->ino, index);
+    if (!now.ok()) return now.status();
+    wire::BlockVersion rebase = now->version;
+    if (rebase == base) {
+      std::vector<wire::BlockVersion> held;
+      for (const auto& [node, v] : res.refused) held.push_back(v);
+      auto ahead = blockver::QuorumNewer(held, base, blocks_.Quorum());
+      if (!ahead) return Status::Error(EIO, "block " + std::to_string(index) + ": replicas disagree");
+      rebase = *ahead;
+    }
+    std::lock_guard<std::mutex> lock(inode->mu);
+    inode->block_epoch = std::max(inode->block_epoch, now->epoch);
+    inode->SetVersionLocked(index, rebase);
+  }
+  return st;
+}
+
 // Uploads one block's queue in order, so overlapping extents land in the
 // order they were written.
 void DataPath::Drain(std::shared_ptr<Inode> inode, uint64_t index) {
@@ -106,22 +162,12 @@ void DataPath::Drain(std::shared_ptr<Inode> inode, uint64_t index) {
       u = std::move(q->second.front());
       q->second.pop_front();
     }
-    std::vector<uint32_t> nodes, missed;
-    std::vector<wire::StaleReplica> fresh;
-    Status st = blocks_.Write(inode->ino, index, u.start, u.data, 0, u.data->size(), false, &nodes,
-                              &missed);
-    cache_.Erase(inode->ino, index);  // a read-ahead may have raced the upload
-    {
+    Status st = Send(inode, index, u);
+    if (!st.ok()) {
+      LOG_WARN("upload ino %lu block %lu: %s", (unsigned long)inode->ino, (unsigned long)index,
+               st.ToString().c_str());
       std::lock_guard<std::mutex> lock(inode->mu);
-      if (!st.ok() && inode->write_error.ok()) inode->write_error = st;
-      inode->written_nodes.insert(nodes.begin(), nodes.end());
-      fresh = inode->NoteMissed(index, missed);
-    }
-    // Recorded at once, not only with the next commit: a client that dies
-    // before closing must not leave a replica's old bytes unrecorded.
-    if (!fresh.empty() && report_missed_ && report_missed_(inode->ino, fresh).ok()) {
-      std::lock_guard<std::mutex> lock(inode->mu);
-      inode->MarkReported(fresh);
+      if (inode->write_error.ok()) inode->write_error = st;
     }
     {
       std::lock_guard<std::mutex> lock(room_mu_);
@@ -149,54 +195,143 @@ Status DataPath::Flush(const std::shared_ptr<Inode>& inode) {
 
 Status DataPath::Sync(const std::shared_ptr<Inode>& inode) {
   RETURN_IF_ERROR(Flush(inode));
-  std::set<uint32_t> nodes;
+  std::map<uint64_t, Inode::Unsynced> todo;
   {
     std::lock_guard<std::mutex> lock(inode->mu);
-    nodes.swap(inode->written_nodes);
+    todo = inode->unsynced;  // copied: a concurrent fsync needs them too
   }
-  if (nodes.empty()) return Status::OK();
-  return blocks_.Sync(nodes);
-}
-
-Status DataPath::Truncate(const std::shared_ptr<Inode>& inode, uint64_t size) {
-  RETURN_IF_ERROR(Flush(inode));
-  cache_.EraseInode(inode->ino);
-  uint64_t old_size;
-  {
-    std::lock_guard<std::mutex> lock(inode->mu);
-    old_size = inode->Size();
-  }
-  std::vector<uint32_t> missed;
-  RETURN_IF_ERROR(blocks_.Truncate(inode->ino, size, &missed));
+  if (todo.empty()) return Status::OK();
+  std::set<uint32_t> nodes, synced;
+  for (const auto& [index, u] : todo) nodes.insert(u.holders.begin(), u.holders.end());
+  Status st = blocks_.Sync(nodes, &synced);
+  const size_t need = blocks_.Quorum();
   std::lock_guard<std::mutex> lock(inode->mu);
-  inode->write_end = std::min(inode->write_end, size);
-  // A node the truncation did not reach keeps the old bytes of every block
-  // it holds from the new end on.
-  if (!missed.empty() && old_size > size) {
-    for (uint64_t index = size / kBs; index <= (old_size - 1) / kBs; index++) {
-      std::vector<uint32_t> placed = blocks_.Replicas(inode->ino, index), hit;
-      for (uint32_t id : missed)
-        if (std::find(placed.begin(), placed.end(), id) != placed.end()) hit.push_back(id);
-      inode->NoteMissed(index, hit);
-    }
+  for (const auto& [index, u] : todo) {
+    size_t durable = 0;
+    for (uint32_t id : u.holders) durable += synced.count(id);
+    if (durable < std::min(need, u.holders.size()) || durable == 0)
+      return Status::Error(EIO, "block " + std::to_string(index) + " durable on " +
+                                    std::to_string(durable) + " nodes: " + st.ToString());
+    auto it = inode->unsynced.find(index);
+    if (it != inode->unsynced.end() && it->second.seq == u.seq) inode->unsynced.erase(it);
   }
   return Status::OK();
 }
 
+void DataPath::BeginTruncate(const std::shared_ptr<Inode>& inode) {
+  std::unique_lock<std::mutex> lock(inode->mu);
+  inode->idle.wait(lock, [&] { return !inode->truncating; });
+  inode->truncating = true;
+  // Uploads already on their way finish first; new ones wait for Finish.
+  inode->idle.wait(lock, [&] { return inode->uploading.empty(); });
+}
+
+Status DataPath::Cut(const std::shared_ptr<Inode>& inode, uint64_t size, Truncation* t) {
+  *t = Truncation{};
+  t->size = size;
+  const uint64_t k = size / kBs;
+  const bool cuts_block = size % kBs != 0;
+  for (int attempt = 0; attempt < kMaxRebase; attempt++) {
+    // What is current, from the metadata service itself: this client's view
+    // may be older than another mount's writes.
+    auto now = committed_(inode->ino, k);
+    if (!now.ok()) return now.status();
+    t->epoch = now->epoch + 1;
+    const wire::BlockVersion base = now->version;
+    t->has_cut = cuts_block && !base.absent();
+    const wire::BlockVersion next = t->has_cut ? blockver::Next(base, t->epoch, session_)
+                                               : wire::BlockVersion{};
+    blockd::Client::TruncateResult res;
+    RETURN_IF_ERROR(blocks_.Truncate(inode->ino, size, base, next, &res));
+    if (!t->has_cut) return Status::OK();
+    std::vector<uint32_t> placed = blocks_.Replicas(inode->ino, k), cut;
+    for (uint32_t id : res.cut)
+      if (std::find(placed.begin(), placed.end(), id) != placed.end()) cut.push_back(id);
+    if (cut.size() >= std::min(blocks_.Quorum(), placed.size())) {
+      t->cut = wire::BlockState{k, next, cut};
+      return Status::OK();
+    }
+    if (res.refused.empty())
+      return Status::Error(EIO, "block " + std::to_string(k) + " cut on " + std::to_string(cut.size()) + " replicas");
+  }
+  return Status::Error(EIO, "block " + std::to_string(k) + " kept changing during the truncation");
+}
+
+void DataPath::FinishTruncate(const std::shared_ptr<Inode>& inode, const Truncation* done) {
+  std::lock_guard<std::mutex> lock(inode->mu);
+  if (done) {
+    const uint64_t keep = done->size / kBs + (done->size % kBs ? 1 : 0);
+    inode->block_epoch = std::max(inode->block_epoch, done->epoch);
+    inode->versions.erase(inode->versions.lower_bound(keep), inode->versions.end());
+    for (auto it = inode->uncommitted.lower_bound(keep); it != inode->uncommitted.end();)
+      it = inode->uncommitted.erase(it);
+    if (done->has_cut) inode->versions[done->cut.index] = done->cut.version;
+    else if (done->size % kBs) inode->versions.erase(done->size / kBs);
+    inode->write_end = std::min(inode->write_end, done->size);
+  }
+  inode->truncating = false;
+  inode->idle.notify_all();
+  // After the cut: a read-ahead that raced it holds a version no longer expected.
+  cache_.EraseInode(inode->ino);
+}
+
 // ------------------------------------------------------------------- reads
 
-std::vector<uint32_t> DataPath::StaleNodes(const std::shared_ptr<Inode>& inode, uint64_t index) {
+Result<wire::BlockVersion> DataPath::Expected(const std::shared_ptr<Inode>& inode, uint64_t index) {
+  {
+    std::lock_guard<std::mutex> lock(inode->mu);
+    if (index < inode->versions_end) return inode->ExpectedLocked(index);
+  }
+  auto now = committed_(inode->ino, index);
+  if (!now.ok()) return now.status();
   std::lock_guard<std::mutex> lock(inode->mu);
-  return inode->StaleNodes(index);
+  inode->block_epoch = std::max(inode->block_epoch, now->epoch);
+  if (!inode->uncommitted.count(index)) inode->SetVersionLocked(index, now->version);
+  return inode->ExpectedLocked(index);
+}
+
+// Reads at the expected version. When no replica holds it: if the metadata
+// service has committed a newer one, that is read (and expected from now
+// on); if not, a newer version a quorum of replicas agree on is (another
+// client's acknowledged writes, which include everything committed before
+// them). Anything else is EIO: never older bytes.
+Result<blockd::BlockData> DataPath::ReadBlock(const std::shared_ptr<Inode>& inode, uint64_t index,
+                                              uint32_t offset, uint32_t len,
+                                              wire::BlockVersion* version) {
+  ASSIGN_OR_RETURN(wire::BlockVersion want, Expected(inode, index));
+  for (int attempt = 0; attempt < kMaxRebase; attempt++) {
+    *version = want;
+    if (want.absent()) return blockd::BlockData{};  // a hole: no replica asked
+    std::vector<wire::BlockVersion> seen;
+    auto r = blocks_.Read(inode->ino, index, offset, len, want, &seen);
+    if (r.ok() || r.status().code() != ESTALE) return r;
+    auto now = committed_(inode->ino, index);
+    if (!now.ok()) return now.status();
+    wire::BlockVersion next = now->version;
+    if (next == want) {
+      auto ahead = blockver::QuorumNewer(seen, want, blocks_.Quorum());
+      if (!ahead) return r.status();
+      next = *ahead;
+    }
+    std::lock_guard<std::mutex> lock(inode->mu);
+    inode->block_epoch = std::max(inode->block_epoch, now->epoch);
+    if (inode->ExpectedLocked(index) == want) inode->SetVersionLocked(index, next);
+    want = next;
+  }
+  return Status::Error(EIO, "block " + std::to_string(index) + " kept changing while read");
 }
 
 Status DataPath::FetchWhole(const std::shared_ptr<Inode>& inode, uint64_t index,
                             std::shared_ptr<CachedBlock>* out) {
   const uint64_t ino = inode->ino;
+  ASSIGN_OR_RETURN(wire::BlockVersion want, Expected(inode, index));
   bool created = false;
-  auto e = cache_.GetOrCreate(ino, index, &created);
+  auto e = cache_.GetOrCreate(ino, index, want, &created);
   if (created) {
-    cache_.Fill(ino, index, e, blocks_.Read(ino, index, 0, kBs, StaleNodes(inode, index)));
+    wire::BlockVersion got;
+    auto r = ReadBlock(inode, index, 0, kBs, &got);
+    // Learnt a newer version on the way: the entry holds that one.
+    cache_.Fill(ino, index, e, std::move(r), &got);
   } else {
     cache_.Wait(e);
   }
@@ -206,16 +341,21 @@ Status DataPath::FetchWhole(const std::shared_ptr<Inode>& inode, uint64_t index,
 
 void DataPath::Prefetch(const std::shared_ptr<Inode>& inode, uint64_t index, uint64_t file_size) {
   if (index * kBs >= file_size) return;
+  wire::BlockVersion want;
   {
     std::lock_guard<std::mutex> lock(inode->mu);
     if (inode->dirty.count(index) || inode->uploading.count(index)) return;
+    if (index >= inode->versions_end) return;  // not known here yet: read on demand
+    want = inode->ExpectedLocked(index);
   }
+  if (want.absent()) return;
   bool created = false;
-  auto e = cache_.GetOrCreate(inode->ino, index, &created);
+  auto e = cache_.GetOrCreate(inode->ino, index, want, &created);
   if (!created) return;
   const uint64_t ino = inode->ino;
-  readers_.Submit([this, ino, index, e, avoid = StaleNodes(inode, index)] {
-    cache_.Fill(ino, index, e, blocks_.Read(ino, index, 0, kBs, avoid));
+  readers_.Submit([this, ino, index, e, want] {
+    // Only exactly the expected version: anything else is sorted out on demand.
+    cache_.Fill(ino, index, e, blocks_.Read(ino, index, 0, kBs, want));
   });
 }
 
@@ -251,7 +391,12 @@ Result<ReadReply> DataPath::Read(const std::shared_ptr<Inode>& inode, uint64_t o
       }
       if (k < n) out.iov.push_back({const_cast<char*>(kZeros.data()), n - k});
     };
-    auto cached = cache_.Get(inode->ino, index);
+    ASSIGN_OR_RETURN(wire::BlockVersion want, Expected(inode, index));
+    if (want.absent()) {  // a hole
+      out.iov.push_back({const_cast<char*>(kZeros.data()), n});
+      return Status::OK();
+    }
+    auto cached = cache_.Get(inode->ino, index, want);
     if (cached) {
       cache_.Wait(cached);
       if (!cached->status.ok()) return cached->status;
@@ -265,7 +410,8 @@ Result<ReadReply> DataPath::Read(const std::shared_ptr<Inode>& inode, uint64_t o
       const uint32_t a = boff / kChunk * kChunk;
       const uint32_t b = static_cast<uint32_t>(
           std::min<uint64_t>(kBs, (boff + n + kChunk - 1) / kChunk * kChunk));
-      auto r = blocks_.Read(inode->ino, index, a, b - a, StaleNodes(inode, index));
+      wire::BlockVersion got;
+      auto r = ReadBlock(inode, index, a, b - a, &got);
       if (!r.ok()) return r.status();
       auto owned = std::make_shared<blockd::BlockData>(std::move(r).value());
       add(*owned, a, owned);

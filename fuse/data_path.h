@@ -28,37 +28,62 @@ struct ReadReply {
 
 class DataPath {
  public:
-  DataPath(blockd::Client& blocks, const Options& opts);
-  // Records replicas that missed an upload with the metadata service.
-  using MissReporter = std::function<Status(uint64_t ino, const std::vector<wire::StaleReplica>&)>;
-  void OnMissed(MissReporter r) { report_missed_ = std::move(r); }
+  // The metadata service's committed version of one block (absent at the
+  // file's block epoch for a hole), asked only when replicas disagree with
+  // what this client expected.
+  struct Committed {
+    wire::BlockVersion version;
+    uint64_t epoch = 0;
+  };
+  using VersionSource = std::function<Result<Committed>(uint64_t ino, uint64_t index)>;
+  DataPath(blockd::Client& blocks, const Options& opts, uint64_t session, VersionSource committed);
 
   // Buffers a write; blocks that fill up start uploading at once. Waits only
   // when too many bytes are in flight.
   Status Write(const std::shared_ptr<Inode>& inode, uint64_t off, const char* buf, size_t size);
   // Uploads everything buffered and waits until all replicas acknowledged.
   Status Flush(const std::shared_ptr<Inode>& inode);
-  // Flush, then make the written blocks durable on their nodes.
+  // Flush, then make every block written before the call durable on its
+  // holders (a quorum of them at least); concurrent callers each wait for
+  // what they need.
   Status Sync(const std::shared_ptr<Inode>& inode);
   // Reads [off, off+size) of a file of `file_size` bytes.
   Result<ReadReply> Read(const std::shared_ptr<Inode>& inode, uint64_t off, size_t size,
                            uint64_t file_size);
-  // Cuts the file's data to `size` bytes on every node.
-  Status Truncate(const std::shared_ptr<Inode>& inode, uint64_t size);
+  // A truncation in progress: cuts the blocks on the nodes (Cut), and once
+  // the metadata service recorded the new size, Finish updates this
+  // client's view. Uploads of the file wait from Begin to Finish.
+  struct Truncation {
+    uint64_t size = 0;
+    uint64_t epoch = 0;       // the block epoch it starts
+    bool has_cut = false;     // `cut` is the block the new size falls in
+    wire::BlockState cut;
+  };
+  void BeginTruncate(const std::shared_ptr<Inode>& inode);
+  Status Cut(const std::shared_ptr<Inode>& inode, uint64_t size, Truncation* t);
+  void FinishTruncate(const std::shared_ptr<Inode>& inode, const Truncation* done);
   void DropCache(uint64_t ino) { cache_.EraseInode(ino); }
 
  private:
   void SubmitLocked(const std::shared_ptr<Inode>& inode, uint64_t index, Extent ext);
   void Drain(std::shared_ptr<Inode> inode, uint64_t index);
+  // One extent to the replicas, rebased when they moved on (see .cc).
+  Status Send(const std::shared_ptr<Inode>& inode, uint64_t index, const Upload& u);
   void WaitForRoom();
+  // The version block `index` is expected at (asking the metadata service
+  // when this client's view does not reach that far).
+  Result<wire::BlockVersion> Expected(const std::shared_ptr<Inode>& inode, uint64_t index);
+  // Reads a range of a block at the version this client expects; when no
+  // replica holds it, learns what is current instead (see .cc).
+  Result<blockd::BlockData> ReadBlock(const std::shared_ptr<Inode>& inode, uint64_t index,
+                                      uint32_t offset, uint32_t len, wire::BlockVersion* version);
   Status FetchWhole(const std::shared_ptr<Inode>& inode, uint64_t index,
                     std::shared_ptr<CachedBlock>* out);
-  // The replicas of block `index` that must not be read (old bytes).
-  static std::vector<uint32_t> StaleNodes(const std::shared_ptr<Inode>& inode, uint64_t index);
   void Prefetch(const std::shared_ptr<Inode>& inode, uint64_t index, uint64_t file_size);
 
   blockd::Client& blocks_;
-  MissReporter report_missed_;
+  const uint64_t session_;
+  VersionSource committed_;
   const Options& opts_;
   BlockCache cache_;
   ThreadPool uploads_;

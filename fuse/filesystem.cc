@@ -22,21 +22,19 @@ void Filesystem::Start() {
     LOG_ERROR("cannot read the cluster map from %s: %s", opts_.meta.c_str(),
               map.status().ToString().c_str());
   }
-  // A replica whose copy failed its checksum: stop reading it here and have
-  // the metadata service mark it stale, which gets it repaired.
-  blocks_.OnBadCopy([this](uint64_t ino, uint64_t index, uint32_t node) {
-    if (auto inode = Find(ino)) {
-      std::lock_guard<std::mutex> lock(inode->mu);
-      inode->stale.insert({index, node});
-    }
-    Status st = ReportStale(ino, {{index, node}});
+  // A replica whose copy failed its checksum no longer counts as holding
+  // the block: the metadata service drops it and repairs it.
+  blocks_.OnBadCopy([this](uint64_t ino, uint64_t index, uint32_t node,
+                           const wire::BlockVersion& version) {
+    wire::MetaRequest req;
+    req.ino = ino;
+    req.blocks.push_back(wire::BlockState{index, version, {node}});
+    Status st = meta_->Call(wire::Op::kReportBadCopy, req, nullptr);
     LOG_WARN("ino %lu block %lu on node %u failed its checksum; reported: %s", (unsigned long)ino,
              (unsigned long)index, node, st.ToString().c_str());
   });
-  data_ = std::make_unique<DataPath>(blocks_, opts_);
-  data_->OnMissed([this](uint64_t ino, const std::vector<wire::StaleReplica>& missed) {
-    return ReportStale(ino, missed);
-  });
+  data_ = std::make_unique<DataPath>(blocks_, opts_, session_,
+                                     [this](uint64_t ino, uint64_t index) { return Committed(ino, index); });
   background_ = std::make_unique<ThreadPool>(1);
   map_thread_ = std::thread([this] { RefreshMapLoop(); });
 }
@@ -224,11 +222,26 @@ void Filesystem::NoteUnlinked(const wire::Attr& victim) {
   if (victim.nlink == 0) inode->orphan = true;
 }
 
-void Filesystem::AdoptAttrLocked(Inode& inode, const wire::Attr& attr) {
-  // Our own change moves the version by at most one; any other jump means
-  // another client wrote too, so cached data can no longer be trusted.
+Result<DataPath::Committed> Filesystem::Committed(uint64_t ino, uint64_t index) {
+  wire::MetaRequest req;
+  req.ino = ino;
+  req.cookie = index;
+  req.max_entries = 1;
+  wire::MetaReply rep;
+  RETURN_IF_ERROR(meta_->Call(wire::Op::kGetBlocks, req, &rep));
+  DataPath::Committed c;
+  c.epoch = rep.attr.block_epoch;
+  c.version = wire::BlockVersion{c.epoch, 0, 0};
+  if (!rep.runs.empty() && rep.runs[0].first <= index && index - rep.runs[0].first < rep.runs[0].count)
+    c.version = rep.runs[0].version;
+  return c;
+}
+
+void Filesystem::AdoptAttrLocked(Inode& inode, const wire::Attr& attr, uint64_t prev_version) {
+  // Cached data stays valid only if nothing but this change happened since
+  // it was cached: the file's data_version before it is the one we cached.
   const uint64_t v = attr.data_version;
-  if (!(inode.cache_valid && (v == inode.cache_version || v == inode.cache_version + 1))) {
+  if (!(inode.cache_valid && prev_version == inode.cache_version)) {
     data_->DropCache(inode.ino);
   }
   inode.cache_version = v;
@@ -237,24 +250,57 @@ void Filesystem::AdoptAttrLocked(Inode& inode, const wire::Attr& attr) {
   inode.have_attr = true;
 }
 
-Status Filesystem::CommitWrites(const std::shared_ptr<Inode>& inode) {
+std::vector<wire::BlockState> Filesystem::TakeUncommittedLocked(Inode& inode) {
+  std::vector<wire::BlockState> out;
+  for (auto& [index, b] : inode.uncommitted) out.push_back(std::move(b));
+  inode.uncommitted.clear();
+  return out;
+}
+
+void Filesystem::ReturnUncommittedLocked(Inode& inode, std::vector<wire::BlockState>& blocks) {
+  for (auto& b : blocks) inode.uncommitted.emplace(b.index, std::move(b));  // newer ones stay
+}
+
+Status Filesystem::CommitWrites(const std::shared_ptr<Inode>& inode, bool publish_size) {
+  std::lock_guard<std::mutex> commit(inode->commit_mu);
+  std::vector<wire::BlockState> blocks;
   wire::MetaRequest req;
   {
     std::lock_guard<std::mutex> lock(inode->mu);
-    if (!inode->wrote && inode->stale_unreported.empty()) return Status::OK();
+    if (!inode->wrote && inode->uncommitted.empty()) return Status::OK();
     req.ino = inode->ino;
-    req.size = inode->write_end;
-    req.stale.swap(inode->stale_unreported);
+    req.size = publish_size ? inode->write_end : 0;
+    blocks = TakeUncommittedLocked(*inode);
   }
+  // The versions of many blocks go in several commits; the last one
+  // publishes the size, once every block below it is recorded.
+  constexpr size_t kPerCommit = 4096;
   wire::MetaReply rep;
-  Status st = meta_->Call(wire::Op::kCommitWrite, req, &rep);
+  Status st;
+  size_t sent = 0;
+  do {
+    const size_t n = std::min(kPerCommit, blocks.size() - sent);
+    req.blocks.assign(std::make_move_iterator(blocks.begin() + sent),
+                      std::make_move_iterator(blocks.begin() + sent + n));
+    const bool last = sent + n == blocks.size();
+    wire::MetaRequest part = req;
+    if (!last) part.size = 0;
+    st = meta_->Call(wire::Op::kCommitWrite, part, &rep);
+    if (!st.ok()) {
+      for (size_t i = 0; i < n; i++) blocks[sent + i] = std::move(req.blocks[i]);
+      break;
+    }
+    sent += n;
+  } while (sent < blocks.size());
   std::lock_guard<std::mutex> lock(inode->mu);
   if (!st.ok()) {
-    ReturnUnreportedLocked(*inode, req.stale);
+    std::vector<wire::BlockState> rest(std::make_move_iterator(blocks.begin() + sent),
+                                       std::make_move_iterator(blocks.end()));
+    ReturnUncommittedLocked(*inode, rest);
     return st;
   }
-  AdoptAttrLocked(*inode, rep.attr);
-  inode->MarkCommitted(req.size);
+  AdoptAttrLocked(*inode, rep.attr, rep.prev_data_version);
+  if (publish_size) inode->MarkCommitted(req.size);
   return Status::OK();
 }
 
@@ -266,20 +312,11 @@ void Filesystem::NoteClosed(uint64_t ino) {
   if (!st.ok()) LOG_WARN("close of ino %lu not recorded: %s", (unsigned long)ino, st.ToString().c_str());
 }
 
-Status Filesystem::ReportStale(uint64_t ino, const std::vector<wire::StaleReplica>& stale) {
-  wire::MetaRequest req;
-  req.ino = ino;
-  req.stale = stale;
-  return meta_->Call(wire::Op::kReportStale, req, nullptr);
-}
-
-void Filesystem::ReturnUnreportedLocked(Inode& inode, const std::vector<wire::StaleReplica>& stale) {
-  inode.stale_unreported.insert(inode.stale_unreported.end(), stale.begin(), stale.end());
-}
-
+// A failed flush publishes no size (bytes up to it are not all written),
+// but the blocks that were written are still recorded at their versions.
 Status Filesystem::FlushAndCommit(const std::shared_ptr<Inode>& inode) {
   Status st = data_->Flush(inode);
-  Status commit = CommitWrites(inode);
+  Status commit = CommitWrites(inode, st.ok());
   return st.ok() ? commit : st;
 }
 
@@ -287,27 +324,42 @@ Status Filesystem::FlushAndCommit(const std::shared_ptr<Inode>& inode) {
 
 namespace ringfs::fuse {
 
+// Cuts the file on the block nodes (the block the new size falls in moves
+// to a new version on the replicas that hold the current one), then records
+// the size, a new block epoch and that version. The blocks past the end are
+// holes from then on, whatever a node that missed the cut still holds. A
+// concurrent change of the cut block makes the service refuse (ESTALE): cut
+// again on what is current.
 Status Filesystem::Truncate(const std::shared_ptr<Inode>& inode, uint64_t size, wire::Attr* attr) {
   RETURN_IF_ERROR(FlushAndCommit(inode));
-  RETURN_IF_ERROR(data_->Truncate(inode, size));
-  wire::MetaRequest m;
-  m.ino = inode->ino;
-  m.mask = wire::kSetSize;
-  m.size = size;
-  {
+  Status st;
+  for (int attempt = 0; attempt < 4; attempt++) {
+    data_->BeginTruncate(inode);
+    DataPath::Truncation t;
+    st = data_->Cut(inode, size, &t);
+    wire::MetaReply r;
+    if (st.ok()) {
+      wire::MetaRequest m;
+      m.ino = inode->ino;
+      m.mask = wire::kSetSize;
+      m.size = size;
+      m.epoch = t.epoch;
+      if (t.has_cut) m.blocks.push_back(t.cut);
+      st = meta_->Call(wire::Op::kSetAttr, m, &r);
+    }
+    if (!st.ok()) {
+      data_->FinishTruncate(inode, nullptr);
+      if (st.code() == ESTALE) continue;
+      return st;
+    }
+    t.epoch = r.attr.block_epoch;
+    data_->FinishTruncate(inode, &t);
     std::lock_guard<std::mutex> lock(inode->mu);
-    m.stale.swap(inode->stale_unreported);  // nodes the truncation missed
+    AdoptAttrLocked(*inode, r.attr, r.prev_data_version);
+    *attr = r.attr;
+    return Status::OK();
   }
-  wire::MetaReply r;
-  Status st = meta_->Call(wire::Op::kSetAttr, m, &r);
-  std::lock_guard<std::mutex> lock(inode->mu);
-  if (!st.ok()) {
-    ReturnUnreportedLocked(*inode, m.stale);
-    return st;
-  }
-  AdoptAttrLocked(*inode, r.attr);
-  *attr = r.attr;
-  return Status::OK();
+  return st;
 }
 
 }  // namespace ringfs::fuse

@@ -60,18 +60,22 @@ class Filesystem {
   std::shared_lock<std::shared_mutex> SessionGuard() {
     return std::shared_lock<std::shared_mutex>(session_mu_);
   }
-  // Records replicas holding old bytes of `ino` with the metadata service.
-  Status ReportStale(uint64_t ino, const std::vector<wire::StaleReplica>& stale);
-  // Puts back stale-replica marks whose report to the metadata service failed.
-  static void ReturnUnreportedLocked(Inode& inode, const std::vector<wire::StaleReplica>& stale);
+  // The committed version of one block, from the metadata service.
+  Result<DataPath::Committed> Committed(uint64_t ino, uint64_t index);
+  // The block versions written since the last commit, to go with one; and
+  // back, when that commit failed (entries written since stay).
+  static std::vector<wire::BlockState> TakeUncommittedLocked(Inode& inode);
+  static void ReturnUncommittedLocked(Inode& inode, std::vector<wire::BlockState>& blocks);
 
   void FillStat(const wire::Attr& a, struct stat* st) const;
   double AttrTimeout(const wire::Attr& a) const;
 
-  // Takes attributes returned by a change this client made (inode->mu held).
-  void AdoptAttrLocked(Inode& inode, const wire::Attr& attr);
-  // Publishes buffered writes (size, mtime) to the metadata service.
-  Status CommitWrites(const std::shared_ptr<Inode>& inode);
+  // Takes attributes returned by a change this client made (inode->mu held);
+  // `prev_version` is the file's data_version just before that change.
+  void AdoptAttrLocked(Inode& inode, const wire::Attr& attr, uint64_t prev_version);
+  // Publishes buffered writes (block versions; size and mtime unless
+  // `publish_size` is false) to the metadata service.
+  Status CommitWrites(const std::shared_ptr<Inode>& inode, bool publish_size = true);
   // Cuts the file to `size` on the block nodes, then commits it; `attr`
   // receives the new attributes.
   Status Truncate(const std::shared_ptr<Inode>& inode, uint64_t size, wire::Attr* attr);

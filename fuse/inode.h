@@ -37,7 +37,7 @@ struct Inode {
   uint64_t nlookup = 0;  // guarded by the inode table's lock
 
   std::mutex mu;
-  std::condition_variable idle;  // signalled when a block's upload queue drains
+  std::condition_variable idle;  // signalled when a block's upload queue drains, or a truncation ends
   int open_count = 0;
   bool orphan = false;  // nlink reached 0: reclaim when the kernel forgets it
   wire::Attr attr;
@@ -56,39 +56,57 @@ struct Inode {
   uint64_t write_end = 0;  // end of the furthest byte written since the last commit
   bool wrote = false;      // written since the last commit
   Status write_error;      // first failed upload since the last flush
-  std::set<uint32_t> written_nodes;  // nodes to sync at fsync
   uint64_t next_read = 0;            // sequential-read detection
-  // Replicas known to hold old bytes of a block, never read from: the
-  // metadata service's list at open plus this client's own missed writes.
-  std::set<wire::StaleReplica> stale;
-  // This client's misses not yet recorded by the metadata service; they go
-  // with the next commit (or truncation).
-  std::vector<wire::StaleReplica> stale_unreported;
   // The kernel asks for security.capability before every write; remember a
   // "none" answer while the file is open instead of asking each time.
   bool no_caps = false;
 
-  // Notes that `nodes` missed a write to block `index`; returns the marks
-  // that are new (now also in stale_unreported).
-  std::vector<wire::StaleReplica> NoteMissed(uint64_t index, const std::vector<uint32_t>& nodes) {
-    std::vector<wire::StaleReplica> fresh;
-    for (uint32_t id : nodes) {
-      wire::StaleReplica r{index, id};
-      if (stale.insert(r).second) fresh.push_back(r);
+  // Replica currency (docs/ARCHITECTURE.md): the version each block is
+  // expected at: committed ones learnt at open, and this client's own
+  // acknowledged writes. A block without an entry is a hole (absent at
+  // block_epoch), up to `versions_end`; past it, ask the metadata service.
+  uint64_t block_epoch = 0;
+  std::map<uint64_t, wire::BlockVersion> versions;
+  uint64_t versions_end = UINT64_MAX;
+  // Blocks written since the last commit: the versions and holders the
+  // commit records (it is what makes them the current ones).
+  std::map<uint64_t, wire::BlockState> uncommitted;
+  // fsync: blocks written since they were last made durable, with the
+  // nodes that hold them and the write's sequence number.
+  struct Unsynced {
+    std::vector<uint32_t> holders;
+    uint64_t seq = 0;
+  };
+  std::map<uint64_t, Unsynced> unsynced;
+  uint64_t write_seq = 0;
+  bool truncating = false;  // uploads wait while a truncation cuts the blocks
+  std::mutex commit_mu;     // one commit at a time, so each sees the previous one's result
+
+  wire::BlockVersion ExpectedLocked(uint64_t index) const {
+    auto it = versions.find(index);
+    if (it != versions.end()) return it->second;
+    return wire::BlockVersion{block_epoch, 0, 0};  // a hole
+  }
+  void SetVersionLocked(uint64_t index, const wire::BlockVersion& v) {
+    if (v.absent()) {
+      versions.erase(index);
+      block_epoch = std::max(block_epoch, v.epoch);
+    } else {
+      versions[index] = v;
     }
-    stale_unreported.insert(stale_unreported.end(), fresh.begin(), fresh.end());
-    return fresh;
   }
-  void MarkReported(const std::vector<wire::StaleReplica>& done) {
-    std::erase_if(stale_unreported, [&](const wire::StaleReplica& r) {
-      return std::find(done.begin(), done.end(), r) != done.end();
-    });
-  }
-  std::vector<uint32_t> StaleNodes(uint64_t index) const {
-    std::vector<uint32_t> out;
-    for (auto it = stale.lower_bound({index, 0}); it != stale.end() && it->index == index; ++it)
-      out.push_back(it->node);
-    return out;
+  // Takes the committed versions an open (or kGetBlocks) returned, keeping
+  // this client's own writes not yet committed.
+  void LearnVersionsLocked(const std::vector<wire::VersionRun>& runs, uint64_t from, uint64_t end,
+                           uint64_t epoch) {
+    block_epoch = std::max(block_epoch, epoch);
+    auto first = versions.lower_bound(from);
+    auto last = end == UINT64_MAX ? versions.end() : versions.lower_bound(end);
+    for (auto it = first; it != last;) it = uncommitted.count(it->first) ? std::next(it) : versions.erase(it);
+    for (const auto& r : runs)
+      for (uint64_t i = 0; i < r.count; i++)
+        if (!uncommitted.count(r.first + i)) versions[r.first + i] = r.version;
+    versions_end = end;
   }
   bool HasPendingWrites() const { return !dirty.empty() || !uploading.empty(); }
   // After a size of `size` was committed: forget the writes it covers.

@@ -12,12 +12,13 @@ using wire::Op;
 
 // Records an open of `inode` whose current metadata is `fresh`; returns
 // whether the kernel's page cache may be kept.
+// `runs` (up to `runs_end`) are the file's committed block versions.
 bool NoteOpen(Filesystem* fs, const std::shared_ptr<Inode>& inode, const wire::Attr& fresh,
-              const std::vector<wire::StaleReplica>& stale = {}) {
+              const std::vector<wire::VersionRun>& runs = {}, uint64_t runs_end = UINT64_MAX) {
   std::lock_guard<std::mutex> lock(inode->mu);
-  // Replicas that missed writes, as recorded now (marks only accumulate
-  // until repair exists, so this adds to what this client already knows).
-  inode->stale.insert(stale.begin(), stale.end());
+  // What is current now replaces what this client knew (its own writes not
+  // yet committed stay): reads expect exactly these versions.
+  inode->LearnVersionsLocked(runs, 0, runs_end, fresh.block_epoch);
   const bool keep = inode->cache_valid && inode->cache_version == fresh.data_version;
   if (!keep) fs->data().DropCache(inode->ino);
   inode->cache_version = fresh.data_version;
@@ -42,15 +43,25 @@ void DoOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     return (void)fuse_reply_err(req, EISDIR);
   }
   auto inode = fs->Get(ino);
-  if ((fi->flags & O_TRUNC) && r.attr.size > 0) {
-    // Atomic O_TRUNC: the kernel leaves the truncation to open.
-    st = fs->Truncate(inode, 0, &r.attr);
-    if (!st.ok()) {
-      fs->NoteClosed(ino);
-      return ReplyStatus(req, st);
+  bool truncated = false;
+  if (fi->flags & O_TRUNC) {
+    bool local_data;
+    {
+      std::lock_guard<std::mutex> lock(inode->mu);
+      local_data = inode->wrote || inode->HasPendingWrites();  // not yet committed
+    }
+    if (r.attr.size > 0 || local_data) {
+      // Atomic O_TRUNC: the kernel leaves the truncation to open.
+      st = fs->Truncate(inode, 0, &r.attr);
+      if (!st.ok()) {
+        fs->NoteClosed(ino);
+        return ReplyStatus(req, st);
+      }
+      truncated = true;  // the file has no blocks now: the open's versions are past
     }
   }
-  fi->keep_cache = NoteOpen(fs, inode, r.attr, r.stale);
+  fi->keep_cache = truncated ? NoteOpen(fs, inode, r.attr)
+                             : NoteOpen(fs, inode, r.attr, r.runs, r.runs_end);
   fi->fh = 0;
   if (fuse_reply_open(req, fi) != 0) {  // interrupted: no release will follow
     {

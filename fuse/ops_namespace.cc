@@ -90,12 +90,15 @@ void DoSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
   Status st = fs->data().Flush(inode);
   if (!st.ok()) return ReplyStatus(req, st);
   bool carries_writes = false;
+  std::unique_lock<std::mutex> commit(inode->commit_mu, std::defer_lock);
   if (!(to_set & FUSE_SET_ATTR_SIZE)) {
+    commit.lock();
     std::lock_guard<std::mutex> lock(inode->mu);
-    if (inode->wrote) {
+    if (inode->wrote || !inode->uncommitted.empty()) {
       carries_writes = true;
-      m.mask |= wire::kSetSize;
-      m.size = inode->Size();
+      m.mask |= wire::kSetWriteEnd;
+      m.size = inode->write_end;
+      m.blocks = Filesystem::TakeUncommittedLocked(*inode);
       if (!(to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW))) m.mask |= wire::kSetMtimeNow;
     }
   }
@@ -113,22 +116,23 @@ void DoSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
   if (to_set & FUSE_SET_ATTR_ATIME_NOW) m.mask |= wire::kSetAtimeNow;
   if (to_set & FUSE_SET_ATTR_MTIME_NOW) m.mask |= wire::kSetMtimeNow;
   if (to_set & FUSE_SET_ATTR_CTIME) m.mask |= wire::kSetCtime;
+  wire::MetaReply r;
   if (to_set & FUSE_SET_ATTR_SIZE) {
-    // Data is cut on every node before the new size is committed, so bytes
-    // past it can never reappear when the file grows again.
-    m.mask |= wire::kSetSize;
-    m.size = static_cast<uint64_t>(attr->st_size);
-    st = fs->data().Truncate(inode, m.size);
-    if (!st.ok()) return ReplyStatus(req, st);
+    // A versioned cut on the block nodes, then the size (Filesystem::Truncate);
+    // the other attributes follow in their own change.
+    st = fs->Truncate(inode, static_cast<uint64_t>(attr->st_size), &r.attr);
+    if (!st.ok() || m.mask == 0) return st.ok() ? ReplyAttr(req, r.attr) : ReplyStatus(req, st);
   }
   // Called directly, not through MetaCall, which would overwrite uid/gid
   // with the caller's: here they are the requested owner.
-  wire::MetaReply r;
   st = fs->meta().Call(Op::kSetAttr, m, &r);
-  if (!st.ok()) return ReplyStatus(req, st);
   {
     std::lock_guard<std::mutex> lock(inode->mu);
-    fs->AdoptAttrLocked(*inode, r.attr);
+    if (!st.ok()) {
+      if (carries_writes) Filesystem::ReturnUncommittedLocked(*inode, m.blocks);
+      return ReplyStatus(req, st);
+    }
+    fs->AdoptAttrLocked(*inode, r.attr, r.prev_data_version);
     if (carries_writes) inode->MarkCommitted(m.size);
   }
   ReplyAttr(req, r.attr);

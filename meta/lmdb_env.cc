@@ -8,7 +8,7 @@ namespace {
 
 constexpr const char* kTableNames[kTableCount] = {
     "inodes", "dirents", "dirseq", "symlinks", "xattrs", "orphans", "gc", "nodes", "counters",
-    "stale",
+    "blocks", "repair", "sessions",
 };
 
 MDB_val Val(std::string_view s) { return MDB_val{s.size(), const_cast<char*>(s.data())}; }

@@ -23,9 +23,11 @@ enum class Table {
   kGc,
   kNodes,
   kCounters,
-  kStale
+  kBlocks,
+  kRepair,
+  kSessions
 };
-constexpr int kTableCount = 10;
+constexpr int kTableCount = 12;
 
 // MDB_NOTFOUND → ENOENT, MDB_KEYEXIST → EEXIST, MDB_MAP_FULL → ENOSPC, else EIO.
 Status FromMdb(int rc, std::string_view what);

@@ -80,7 +80,7 @@ bool Namespace::IsMutation(Op op) {
     case Op::kLink:
     case Op::kSymlink:
     case Op::kCommitWrite:
-    case Op::kReportStale:
+    case Op::kReportBadCopy:
     case Op::kReclaim:
     case Op::kSetXattr:
     case Op::kRemoveXattr:
@@ -99,6 +99,7 @@ bool Namespace::IsRead(Op op) {
     case Op::kStatfs:
     case Op::kGetXattr:
     case Op::kListXattr:
+    case Op::kGetBlocks:
       return true;
     default:
       return false;
@@ -109,12 +110,14 @@ Status Namespace::Read(Op op, const wire::MetaRequest& req, wire::MetaReply* rep
   ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::Read(*env_));
   StoreTxn t(txn);
   *rep = wire::MetaReply();
-  ops::Ctx c{t, req, rep, opts_.clock()};
+  ops::Ctx c{t, req, rep, opts_.clock(), opts_.replicas};
   switch (op) {
     case Op::kLookup:
       return ops::Lookup(c);
     case Op::kGetAttr:
       return ops::GetAttr(c);
+    case Op::kGetBlocks:
+      return ops::GetBlocks(c);
     case Op::kReadlink:
       return ops::Readlink(c);
     case Op::kReaddir:
@@ -133,7 +136,7 @@ Status Namespace::Read(Op op, const wire::MetaRequest& req, wire::MetaReply* rep
 Status Namespace::Apply(lmdb::Txn& txn, Op op, const wire::MetaRequest& req, wire::MetaReply* rep) {
   StoreTxn t(txn);
   *rep = wire::MetaReply();
-  ops::Ctx c{t, req, rep, opts_.clock()};
+  ops::Ctx c{t, req, rep, opts_.clock(), opts_.replicas};
   switch (op) {
     case Op::kSetAttr:
       return ops::SetAttr(c);
@@ -153,8 +156,8 @@ Status Namespace::Apply(lmdb::Txn& txn, Op op, const wire::MetaRequest& req, wir
       return ops::Symlink(c);
     case Op::kCommitWrite:
       return ops::CommitWrite(c);
-    case Op::kReportStale:
-      return ops::ReportStale(c);
+    case Op::kReportBadCopy:
+      return ops::ReportBadCopy(c);
     case Op::kReclaim:
       return ops::Reclaim(c);
     case Op::kSetXattr:
@@ -200,6 +203,27 @@ Result<std::vector<uint64_t>> Namespace::InoKeys(lmdb::Table table, size_t max) 
   return out;
 }
 
+Result<std::vector<uint64_t>> Namespace::Orphans(size_t max) const {
+  return InoKeys(lmdb::Table::kOrphans, max);
+}
+
+Result<bool> Namespace::IsOrphan(uint64_t ino) const {
+  ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::Read(*env_));
+  return StoreTxn(txn).IsOrphan(ino);
+}
+
+Result<std::vector<uint64_t>> Namespace::Sessions() const {
+  return InoKeys(lmdb::Table::kSessions, SIZE_MAX);
+}
+
+Status Namespace::RecordSession(uint64_t session, bool present) {
+  ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::Write(*env_));
+  Status st = present ? txn.Put(lmdb::Table::kSessions, schema::U64Key(session), {})
+                      : txn.Del(lmdb::Table::kSessions, schema::U64Key(session));
+  if (!st.ok() && st.code() != ENOENT) return st;
+  return txn.Commit();
+}
+
 Result<std::vector<uint64_t>> Namespace::PendingGc(size_t max) const {
   return InoKeys(lmdb::Table::kGc, max);
 }
@@ -214,43 +238,52 @@ Status Namespace::FinishGc(std::span<const uint64_t> inos) {
   return txn.Commit();
 }
 
-Result<std::vector<Namespace::StaleMark>> Namespace::PendingStale(size_t max) const {
+Result<std::vector<Namespace::RepairItem>> Namespace::PendingRepair(size_t max, uint64_t from_ino,
+                                                                   uint64_t from_index) const {
   ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::Read(*env_));
-  std::vector<StaleMark> out;
-  lmdb::Cursor c(txn, lmdb::Table::kStale);
-  for (bool ok = c.First(); ok && out.size() < max; ok = c.Next()) {
-    if (c.key().size() != 20 || c.value().size() != 8) continue;
-    StaleMark m;
-    m.ino = schema::LoadBE(c.key());
-    m.replica.index = schema::LoadBE(c.key(), 8);
-    m.replica.node = static_cast<uint32_t>(schema::LoadBE(c.key(), 16, 4));
-    std::memcpy(&m.mark, c.value().data(), 8);
-    out.push_back(m);
+  StoreTxn t(txn);
+  std::vector<RepairItem> out;
+  lmdb::Cursor c(txn, lmdb::Table::kRepair);
+  for (bool ok = c.Seek(schema::BlockKey(from_ino, from_index)); ok && out.size() < max; ok = c.Next()) {
+    if (c.key().size() != 16) continue;
+    RepairItem item;
+    item.ino = schema::LoadBE(c.key());
+    item.index = schema::LoadBE(c.key(), 8);
+    auto rec = t.GetBlock(item.ino, item.index);
+    if (rec.ok()) {
+      item.record = std::move(rec).value();
+      item.exists = true;
+    } else if (rec.status().code() != ENOENT) {
+      return rec.status();
+    }
+    out.push_back(std::move(item));
   }
   RETURN_IF_ERROR(c.status());
   return out;
 }
 
-Result<std::vector<uint64_t>> Namespace::Orphans(size_t max) const {
-  return InoKeys(lmdb::Table::kOrphans, max);
-}
-
-Result<std::vector<wire::StaleReplica>> Namespace::StaleOf(uint64_t ino) const {
-  ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::Read(*env_));
-  return StoreTxn(txn).ListStale(ino);
-}
-
-Status Namespace::ClearStale(const StaleMark& m) {
+Status Namespace::AddHolder(uint64_t ino, uint64_t index, const wire::BlockVersion& version,
+                            uint32_t node) {
   ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::Write(*env_));
-  const std::string key = schema::StaleKey(m.ino, m.replica.index, m.replica.node);
-  std::string v;
-  Status st = txn.Get(lmdb::Table::kStale, key, &v);
-  if (st.code() == ENOENT) return Status::OK();  // the file is gone
-  RETURN_IF_ERROR(st);
-  uint64_t now = 0;
-  if (v.size() == 8) std::memcpy(&now, v.data(), 8);
-  if (now != m.mark) return Status::OK();  // missed another write since: keep it
-  RETURN_IF_ERROR(txn.Del(lmdb::Table::kStale, key));
+  StoreTxn t(txn);
+  auto rec = t.GetBlock(ino, index);
+  if (!rec.ok()) return rec.status().code() == ENOENT ? Status::OK() : rec.status();
+  if (!(rec->version == version)) return Status::OK();  // rewritten since: repaired again later
+  if (std::find(rec->holders.begin(), rec->holders.end(), node) != rec->holders.end())
+    return Status::OK();
+  rec->holders.push_back(node);
+  RETURN_IF_ERROR(t.PutBlock(ino, index, *rec, opts_.replicas));
+  return txn.Commit();
+}
+
+Status Namespace::DoneRepair(uint64_t ino, uint64_t index, const wire::BlockVersion* version) {
+  ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::Write(*env_));
+  StoreTxn t(txn);
+  auto rec = t.GetBlock(ino, index);
+  if (!rec.ok() && rec.status().code() != ENOENT) return rec.status();
+  // A commit since may have queued a newer version: that one stays queued.
+  if (rec.ok() && !(version && rec->version == *version)) return Status::OK();
+  RETURN_IF_ERROR(t.DelRepair(ino, index));
   return txn.Commit();
 }
 

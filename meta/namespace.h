@@ -18,9 +18,16 @@
 //                                       every block node (meta/gc.h)
 //   nodes     node id (u32)           → NodeInfo identity (meta/nodes.h)
 //   counters  "next_ino" | "next_node_id" | "map_epoch" → u64
-//   stale     ino ‖ block index ‖ node → mark (u64): a replica that missed a
-//                                       write or truncation; never read from,
-//                                       repaired in the background (meta/gc.h)
+//   blocks    ino ‖ block index       → committed BlockVersion + the nodes
+//                                       known to hold exactly it; no record:
+//                                       a hole (docs/ARCHITECTURE.md,
+//                                       "Replica currency")
+//   sessions  session id              → (empty): client sessions seen and
+//                                       not expired, so a restarted service
+//                                       knows whose opens to wait for
+//   repair    ino ‖ block index       → (empty): a block with fewer holders
+//                                       than copies; repaired in the
+//                                       background (meta/repair.cc)
 //
 // Lifecycle: an inode's last name going away sets nlink 0. Directories and
 // symlinks are deleted at once; other inodes go to `orphans` (a client may
@@ -46,6 +53,7 @@
 #include "common/status.h"
 #include "common/wire.h"
 #include "meta/lmdb_env.h"
+#include "meta/namespace_txn.h"
 
 namespace ringfs::meta {
 
@@ -58,6 +66,7 @@ class Namespace {
     std::string dir;                     // the environment lives in DIR/meta.lmdb
     size_t map_size = size_t{64} << 30;  // address space only: the file is sparse
     Clock clock = RealtimeNow;           // the service clock for every timestamp
+    uint32_t replicas = wire::kDefaultReplicas;  // a block with fewer holders needs repair
   };
   static Result<std::unique_ptr<Namespace>> Open(Options opts);
   ~Namespace();
@@ -82,18 +91,27 @@ class Namespace {
   // One mutation, committed on its own.
   Status Write(wire::Op op, const wire::MetaRequest& req, wire::MetaReply* rep);
 
-  // Replicas recorded as having missed writes (see StoreTxn::AddStale), and
-  // the removal of one once repaired, unless it was recorded again since.
-  struct StaleMark {
-    uint64_t ino = 0;
-    wire::StaleReplica replica;
-    uint64_t mark = 0;
+  // Blocks with fewer known holders than copies (the `repair` table), and
+  // the maintenance thread's updates once it copied one to another node.
+  struct RepairItem {
+    uint64_t ino = 0, index = 0;
+    BlockRecord record;
+    bool exists = false;  // false: the block is gone (truncated, deleted)
   };
-  Result<std::vector<StaleMark>> PendingStale(size_t max) const;
-  Status ClearStale(const StaleMark& m);
-  Result<std::vector<wire::StaleReplica>> StaleOf(uint64_t ino) const;
+  // Up to `max` entries from (from_ino, from_index) on, in key order.
+  Result<std::vector<RepairItem>> PendingRepair(size_t max, uint64_t from_ino = 0,
+                                                uint64_t from_index = 0) const;
+  // Adds `node` as a holder of the block if it is still at `version`.
+  Status AddHolder(uint64_t ino, uint64_t index, const wire::BlockVersion& version, uint32_t node);
+  // Drops the block's repair entry if it is still at `version` (null: if
+  // the block is gone).
+  Status DoneRepair(uint64_t ino, uint64_t index, const wire::BlockVersion* version);
   // Unlinked files not yet reclaimed (the `orphans` table), up to `max`.
   Result<std::vector<uint64_t>> Orphans(size_t max) const;
+  Result<bool> IsOrphan(uint64_t ino) const;
+  // The `sessions` table: client sessions known and not expired.
+  Result<std::vector<uint64_t>> Sessions() const;
+  Status RecordSession(uint64_t session, bool present);
 
   // Inodes waiting for block reclamation, and their removal once done.
   Result<std::vector<uint64_t>> PendingGc(size_t max) const;

@@ -2,6 +2,9 @@
 #include <sys/stat.h>
 #include <sys/xattr.h>
 
+#include <algorithm>
+
+#include "common/block_version.h"
 #include "meta/namespace_ops.h"
 
 namespace ringfs::meta::ops {
@@ -18,13 +21,61 @@ Status CheckRegular(const Inode& n) {
   return Status::OK();
 }
 
-// Records the replicas the client reports as having missed these writes (or
-// this truncation): they hold old bytes and are not read until repaired.
-Status AddStale(Ctx& c, uint64_t mark) {
-  constexpr size_t kMaxStale = 1 << 16;
-  if (c.req.stale.size() > kMaxStale) return Status::Error(E2BIG, "too many stale replicas");
-  for (const auto& r : c.req.stale) RETURN_IF_ERROR(c.t.AddStale(c.req.ino, r, mark));
+constexpr size_t kMaxBlocksPerCommit = 8192;  // a client sends more in several commits
+
+// Records the versions the client's acknowledged writes left the blocks at
+// (blockver::CheckCommit decides which records they replace).
+Status CommitBlocks(Ctx& c, const Inode& n) {
+  if (c.req.blocks.size() > kMaxBlocksPerCommit) return Status::Error(E2BIG, "too many blocks in one commit");
+  const uint64_t epoch = n.attr.block_epoch;
+  for (const wire::BlockState& b : c.req.blocks) {
+    auto rec = c.t.GetBlock(n.attr.ino, b.index);
+    if (!rec.ok() && rec.status().code() != ENOENT) return rec.status();
+    const BlockRecord* have = rec.ok() ? &*rec : nullptr;
+    switch (blockver::CheckCommit(have ? &have->version : nullptr, b.version, epoch)) {
+      case blockver::CommitCheck::kInvalid:
+        return Status::Error(EINVAL, "block " + std::to_string(b.index) + ": invalid version");
+      case blockver::CommitCheck::kIgnore:
+        break;
+      case blockver::CommitCheck::kReplace:
+        RETURN_IF_ERROR(c.t.PutBlock(n.attr.ino, b.index, {b.version, b.holders}, c.replicas));
+        break;
+      case blockver::CommitCheck::kMerge: {
+        BlockRecord merged = *have;
+        for (uint32_t h : b.holders)
+          if (std::find(merged.holders.begin(), merged.holders.end(), h) == merged.holders.end())
+            merged.holders.push_back(h);
+        if (merged.holders.size() != have->holders.size())
+          RETURN_IF_ERROR(c.t.PutBlock(n.attr.ino, b.index, merged, c.replicas));
+        break;
+      }
+    }
+  }
   return Status::OK();
+}
+
+// A truncation to a smaller size: the blocks past it are gone from the
+// record (holes from now on, whatever a node that missed the cut still
+// holds) and a new block epoch begins; the block the cut falls in takes the
+// version the client cut it to, which it sends in `blocks`.
+Status Shrink(Ctx& c, Inode& n, uint64_t size) {
+  const uint64_t bs = wire::kBlockSize;
+  const uint64_t keep = size / bs + (size % bs ? 1 : 0);
+  wire::Attr& a = n.attr;
+  a.block_epoch = std::max(a.block_epoch + 1, c.req.epoch);
+  RETURN_IF_ERROR(c.t.DropBlocksFrom(a.ino, keep));
+  if (size % bs == 0) return Status::OK();
+  const uint64_t k = size / bs;
+  auto rec = c.t.GetBlock(a.ino, k);
+  if (!rec.ok() && rec.status().code() != ENOENT) return rec.status();
+  const wire::BlockState* cut = nullptr;
+  for (const auto& b : c.req.blocks)
+    if (b.index == k) cut = &b;
+  if (!rec.ok()) return Status::OK();  // a hole stays a hole
+  if (!cut) return Status::Error(ESTALE, "block " + std::to_string(k) + " changed: cut it again");
+  if (blockver::CheckCommit(&rec->version, cut->version, a.block_epoch) != blockver::CommitCheck::kReplace)
+    return Status::Error(ESTALE, "block " + std::to_string(k) + " changed: cut it again");
+  return c.t.PutBlock(a.ino, k, {cut->version, cut->holders}, c.replicas);
 }
 
 }  // namespace
@@ -34,15 +85,27 @@ Status SetAttr(Ctx& c) {
   const wire::MetaRequest& r = c.req;
   ASSIGN_OR_RETURN(Inode n, c.t.GetInode(r.ino));
   wire::Attr& a = n.attr;
+  c.rep->prev_data_version = a.data_version;
   if ((r.mask & kSetAtime && !ValidTime(r.atime)) || (r.mask & kSetMtime && !ValidTime(r.mtime))) {
     return Status::Error(EINVAL, "bad timestamp");
   }
-  if (r.mask & kSetSize) RETURN_IF_ERROR(CheckRegular(n));
+  if ((r.mask & kSetSize) && (r.mask & kSetWriteEnd))
+    return Status::Error(EINVAL, "a size and a write end in one change");
+  if (r.mask & (kSetSize | kSetWriteEnd)) RETURN_IF_ERROR(CheckRegular(n));
+  if (!r.blocks.empty() && !(r.mask & (kSetSize | kSetWriteEnd)))
+    return Status::Error(EINVAL, "block versions without a size change");
 
   if (r.mask & kSetMode) a.mode = (a.mode & S_IFMT) | (r.mode & 07777);
   if (r.mask & kSetUid) a.uid = r.uid;
   if (r.mask & kSetGid) a.gid = r.gid;
+  if (r.mask & kSetWriteEnd) {  // the writes buffered before this change, as CommitWrite
+    RETURN_IF_ERROR(CommitBlocks(c, n));
+    a.data_version++;
+    if (r.size > a.size) a.size = r.size;
+    if (!(r.mask & (kSetMtime | kSetMtimeNow))) a.mtime = c.now;
+  }
   if (r.mask & kSetSize) {
+    if (r.size < a.size) RETURN_IF_ERROR(Shrink(c, n, r.size));
     // Bumped even for the same size: caches keyed by data_version must drop
     // anything a racing writer left beyond what the store knows.
     a.data_version++;
@@ -59,7 +122,6 @@ Status SetAttr(Ctx& c) {
     a.mtime = r.mtime;
   a.ctime = c.now;  // every attribute change, and kSetCtime, stamps ctime
   RETURN_IF_ERROR(c.t.PutInode(n));
-  RETURN_IF_ERROR(AddStale(c, a.data_version));  // nodes a truncation did not reach
   c.rep->attr = a;
   return Status::OK();
 }
@@ -69,21 +131,31 @@ Status CommitWrite(Ctx& c) {
   RETURN_IF_ERROR(CheckRegular(n));
   if (!ValidTime(c.req.mtime)) return Status::Error(EINVAL, "bad timestamp");
   wire::Attr& a = n.attr;
+  c.rep->prev_data_version = a.data_version;
+  RETURN_IF_ERROR(CommitBlocks(c, n));
   // The client reports where its writes ended; truncation goes via SetAttr.
   if (c.req.size > a.size) a.size = c.req.size;
   const bool given = c.req.mtime.sec != 0 || c.req.mtime.nsec != 0;
   a.mtime = a.ctime = given ? c.req.mtime : c.now;
   a.data_version++;
   RETURN_IF_ERROR(c.t.PutInode(n));
-  RETURN_IF_ERROR(AddStale(c, a.data_version));
   c.rep->attr = a;
   return Status::OK();
 }
 
-Status ReportStale(Ctx& c) {
+// A replica whose copy of a block failed its checksum no longer holds the
+// block's version: it is dropped from the holders and repaired.
+Status ReportBadCopy(Ctx& c) {
   ASSIGN_OR_RETURN(Inode n, c.t.GetInode(c.req.ino));
   RETURN_IF_ERROR(CheckRegular(n));
-  RETURN_IF_ERROR(AddStale(c, n.attr.data_version));
+  if (c.req.blocks.size() != 1 || c.req.blocks[0].holders.size() != 1)
+    return Status::Error(EINVAL, "one block and one node per report");
+  const wire::BlockState& b = c.req.blocks[0];
+  auto rec = c.t.GetBlock(n.attr.ino, b.index);
+  if (!rec.ok()) return rec.status().code() == ENOENT ? Status::OK() : rec.status();
+  if (!(rec->version == b.version)) return Status::OK();  // rewritten since
+  std::erase(rec->holders, b.holders[0]);
+  RETURN_IF_ERROR(c.t.PutBlock(n.attr.ino, b.index, *rec, c.replicas));
   c.rep->attr = n.attr;
   return Status::OK();
 }

@@ -15,6 +15,7 @@ struct Ctx {
   const wire::MetaRequest& req;
   wire::MetaReply* rep;
   wire::Timespec now;
+  uint32_t replicas = wire::kDefaultReplicas;  // copies each block should have
 };
 
 // EINVAL for "", ".", ".." or a name with '/'; ENAMETOOLONG past 255 bytes.
@@ -28,6 +29,7 @@ Status StoreChangedDir(Ctx& c, Inode& dir);
 // namespace_read.cc
 Status Lookup(Ctx& c);
 Status GetAttr(Ctx& c);
+Status GetBlocks(Ctx& c);
 Status Readlink(Ctx& c);
 Status Readdir(Ctx& c);
 Status Statfs(Ctx& c);
@@ -51,7 +53,7 @@ Status Rename(Ctx& c);
 // namespace_attr.cc
 Status SetAttr(Ctx& c);
 Status CommitWrite(Ctx& c);
-Status ReportStale(Ctx& c);
+Status ReportBadCopy(Ctx& c);
 Status SetXattr(Ctx& c);
 Status RemoveXattr(Ctx& c);
 

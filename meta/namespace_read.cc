@@ -1,6 +1,8 @@
 // Read-only namespace operations.
 #include <sys/stat.h>
 
+#include <algorithm>
+
 #include "meta/namespace_ops.h"
 
 namespace ringfs::meta::ops {
@@ -10,6 +12,9 @@ constexpr uint32_t kDefaultReaddirEntries = 1024;
 constexpr uint32_t kMaxReaddirEntries = 8192;
 // Keeps a readdir reply far below the RPC size caps whatever the names are.
 constexpr size_t kMaxReaddirBytes = 512 << 10;
+// Version runs per reply (32 bytes each): a file written in one go is one
+// run; a fragmented huge one is fetched in parts (kGetBlocks).
+constexpr size_t kMaxRuns = 16384;
 }  // namespace
 
 Status Lookup(Ctx& c) {
@@ -24,10 +29,19 @@ Status Lookup(Ctx& c) {
 Status GetAttr(Ctx& c) {
   ASSIGN_OR_RETURN(Inode n, c.t.GetInode(c.req.ino));
   c.rep->attr = n.attr;
-  if (S_ISREG(n.attr.mode)) {
-    ASSIGN_OR_RETURN(c.rep->stale, c.t.ListStale(n.attr.ino));
+  // An open learns which version of each block is current.
+  if (S_ISREG(n.attr.mode) && c.req.opens != 0) {
+    RETURN_IF_ERROR(c.t.BlockRuns(n.attr.ino, 0, kMaxRuns, &c.rep->runs, &c.rep->runs_end));
   }
   return Status::OK();
+}
+
+Status GetBlocks(Ctx& c) {
+  ASSIGN_OR_RETURN(Inode n, c.t.GetInode(c.req.ino));
+  if (!S_ISREG(n.attr.mode)) return Status::Error(EINVAL, "not a regular file");
+  c.rep->attr = n.attr;
+  size_t max = c.req.max_entries == 0 ? kMaxRuns : std::min<size_t>(c.req.max_entries, kMaxRuns);
+  return c.t.BlockRuns(n.attr.ino, c.req.cookie, max, &c.rep->runs, &c.rep->runs_end);
 }
 
 Status Readlink(Ctx& c) {

@@ -5,6 +5,7 @@
 #include <bit>
 #include <cstring>
 
+#include "common/block_version.h"
 #include "meta/schema.h"
 
 namespace ringfs::meta {
@@ -18,8 +19,10 @@ namespace {
 
 static_assert(std::endian::native == std::endian::little, "values are stored little-endian");
 
-constexpr uint8_t kInodeFormat = 1;
-constexpr size_t kInodeBytes = 1 + 8 + 5 * 4 + 8 + 3 * 12 + 8 + 8 + 8;
+// Format 2 appends block_epoch; format 1 records (before it) read as epoch 0.
+constexpr uint8_t kInodeFormat = 2;
+constexpr size_t kInodeBytes = 1 + 8 + 5 * 4 + 8 + 3 * 12 + 8 + 8 + 8 + 8;
+constexpr size_t kMaxHolders = 64;
 constexpr size_t kDirentBytes = 8 + 4 + 8;
 
 template <class T>
@@ -70,6 +73,7 @@ std::string PackInode(const Inode& n) {
   Put(out, a.data_version);
   Put(out, n.parent);
   Put(out, n.next_seq);
+  Put(out, a.block_epoch);
   return out;
 }
 
@@ -77,7 +81,8 @@ Result<Inode> UnpackInode(std::string_view s) {
   Reader r{s};
   Inode n;
   wire::Attr& a = n.attr;
-  if (r.Get<uint8_t>() != kInodeFormat) return Status::Error(EIO, "unknown inode record format");
+  const uint8_t format = r.Get<uint8_t>();
+  if (format != 1 && format != kInodeFormat) return Status::Error(EIO, "unknown inode record format");
   a.ino = r.Get<uint64_t>();
   a.mode = r.Get<uint32_t>();
   a.nlink = r.Get<uint32_t>();
@@ -91,6 +96,7 @@ Result<Inode> UnpackInode(std::string_view s) {
   a.data_version = r.Get<uint64_t>();
   n.parent = r.Get<uint64_t>();
   n.next_seq = r.Get<uint64_t>();
+  if (format >= 2) a.block_epoch = r.Get<uint64_t>();
   if (!r.ok) return Status::Error(EIO, "short inode record");
   return n;
 }
@@ -251,20 +257,87 @@ Result<std::vector<std::string>> StoreTxn::XattrNames(uint64_t ino) const {
   return names;
 }
 
-Status StoreTxn::AddStale(uint64_t ino, const wire::StaleReplica& r, uint64_t mark) {
-  return txn_.Put(Table::kStale, schema::StaleKey(ino, r.index, r.node),
-                  std::string_view(reinterpret_cast<const char*>(&mark), sizeof mark));
+namespace {
+
+std::string PackBlock(const BlockRecord& r) {
+  std::string out;
+  out.reserve(24 + 4 * r.holders.size());
+  Put(out, r.version.epoch);
+  Put(out, r.version.height);
+  Put(out, r.version.writer);
+  for (uint32_t h : r.holders) Put(out, h);
+  return out;
 }
 
-Result<std::vector<wire::StaleReplica>> StoreTxn::ListStale(uint64_t ino) const {
-  std::vector<wire::StaleReplica> out;
-  lmdb::Cursor c(txn_, Table::kStale);
-  for (bool ok = c.Seek(U64Key(ino)); ok && schema::HasInoPrefix(c.key(), ino); ok = c.Next()) {
-    if (c.key().size() != 20) return Status::Error(EIO, "malformed stale-replica key");
-    out.push_back({schema::LoadBE(c.key(), 8), static_cast<uint32_t>(schema::LoadBE(c.key(), 16, 4))});
+Result<BlockRecord> UnpackBlock(std::string_view s) {
+  Reader r{s};
+  BlockRecord b;
+  b.version.epoch = r.Get<uint64_t>();
+  b.version.height = r.Get<uint64_t>();
+  b.version.writer = r.Get<uint64_t>();
+  if (!r.ok || (s.size() - 24) % 4 != 0 || (s.size() - 24) / 4 > kMaxHolders)
+    return Status::Error(EIO, "malformed block record");
+  while (r.at < s.size()) b.holders.push_back(r.Get<uint32_t>());
+  return b;
+}
+
+}  // namespace
+
+Result<BlockRecord> StoreTxn::GetBlock(uint64_t ino, uint64_t index) const {
+  std::string v;
+  RETURN_IF_ERROR(txn_.Get(Table::kBlocks, schema::BlockKey(ino, index), &v));
+  return UnpackBlock(v);
+}
+
+Status StoreTxn::PutBlock(uint64_t ino, uint64_t index, const BlockRecord& r, uint32_t replicas) {
+  if (r.holders.size() > kMaxHolders) return Status::Error(EINVAL, "too many holders");
+  const std::string key = schema::BlockKey(ino, index);
+  RETURN_IF_ERROR(txn_.Put(Table::kBlocks, key, PackBlock(r)));
+  if (r.holders.size() < replicas) return txn_.Put(Table::kRepair, key, {});
+  return Status::OK();
+}
+
+Status StoreTxn::DelRepair(uint64_t ino, uint64_t index) {
+  Status st = txn_.Del(Table::kRepair, schema::BlockKey(ino, index));
+  return st.code() == ENOENT ? Status::OK() : st;
+}
+
+Status StoreTxn::DropBlocksFrom(uint64_t ino, uint64_t first) {
+  std::vector<uint64_t> gone;
+  {
+    lmdb::Cursor c(txn_, Table::kBlocks);
+    for (bool ok = c.Seek(schema::BlockKey(ino, first)); ok && schema::HasInoPrefix(c.key(), ino);
+         ok = c.Next()) {
+      if (c.key().size() != 16) return Status::Error(EIO, "malformed block key");
+      gone.push_back(schema::LoadBE(c.key(), 8));
+    }
+    RETURN_IF_ERROR(c.status());
   }
-  RETURN_IF_ERROR(c.status());
-  return out;
+  for (uint64_t index : gone) {
+    RETURN_IF_ERROR(txn_.Del(Table::kBlocks, schema::BlockKey(ino, index)));
+    RETURN_IF_ERROR(DelRepair(ino, index));
+  }
+  return Status::OK();
+}
+
+Status StoreTxn::BlockRuns(uint64_t ino, uint64_t from, size_t max_runs,
+                           std::vector<wire::VersionRun>* out, uint64_t* end) const {
+  *end = UINT64_MAX;
+  lmdb::Cursor c(txn_, Table::kBlocks);
+  for (bool ok = c.Seek(schema::BlockKey(ino, from)); ok && schema::HasInoPrefix(c.key(), ino);
+       ok = c.Next()) {
+    if (c.key().size() != 16) return Status::Error(EIO, "malformed block key");
+    const uint64_t index = schema::LoadBE(c.key(), 8);
+    ASSIGN_OR_RETURN(BlockRecord rec, UnpackBlock(c.value()));
+    const bool extends = !out->empty() && out->back().first + out->back().count == index &&
+                         out->back().version == rec.version;
+    if (!extends && out->size() >= max_runs) {
+      *end = index;
+      return Status::OK();
+    }
+    blockver::AppendRun(*out, index, rec.version);
+  }
+  return c.status();
 }
 
 Status StoreTxn::DropLink(Inode& victim, wire::Timespec now) {
@@ -289,9 +362,7 @@ Status StoreTxn::Purge(uint64_t ino) {
   if (!st.ok() && st.code() != ENOENT) return st;
   ASSIGN_OR_RETURN(std::vector<std::string> names, XattrNames(ino));
   for (const auto& n : names) RETURN_IF_ERROR(txn_.Del(Table::kXattrs, NameKey(ino, n)));
-  ASSIGN_OR_RETURN(std::vector<wire::StaleReplica> stale, ListStale(ino));
-  for (const auto& r : stale) RETURN_IF_ERROR(txn_.Del(Table::kStale, schema::StaleKey(ino, r.index, r.node)));
-  return Status::OK();
+  return DropBlocksFrom(ino, 0);
 }
 
 Result<bool> StoreTxn::IsOrphan(uint64_t ino) const {

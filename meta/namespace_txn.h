@@ -22,6 +22,12 @@ struct Inode {
   bool is_dir() const;
 };
 
+// One `blocks` record: a block's committed version and its known holders.
+struct BlockRecord {
+  wire::BlockVersion version;
+  std::vector<uint32_t> holders;
+};
+
 // One `dirents` record.
 struct Dirent {
   uint64_t ino = 0;
@@ -60,17 +66,25 @@ class StoreTxn {
   Status DelXattr(uint64_t ino, std::string_view name);  // ENODATA
   Result<std::vector<std::string>> XattrNames(uint64_t ino) const;
 
-  // Replicas that missed writes to a block of `ino` (`stale` table).
-  // `mark` tells this recording apart from a later one of the same replica
-  // (the file's data_version), so a repair clears only what it repaired.
-  Status AddStale(uint64_t ino, const wire::StaleReplica& r, uint64_t mark);
-  Result<std::vector<wire::StaleReplica>> ListStale(uint64_t ino) const;
+  // Committed block versions (`blocks`); ENOENT for a hole.
+  Result<BlockRecord> GetBlock(uint64_t ino, uint64_t index) const;
+  // Stores the record; a block with fewer holders than `replicas` is also
+  // queued for repair.
+  Status PutBlock(uint64_t ino, uint64_t index, const BlockRecord& r, uint32_t replicas);
+  // Removes the records (and repair entries) of blocks `first` and up: work
+  // proportional to the blocks that exist, whatever the file's size.
+  Status DropBlocksFrom(uint64_t ino, uint64_t first);
+  // Runs of equal versions from block `from` on, at most `max_runs`; `end`
+  // is where they stop being complete (UINT64_MAX: to the end).
+  Status BlockRuns(uint64_t ino, uint64_t from, size_t max_runs, std::vector<wire::VersionRun>* out,
+                   uint64_t* end) const;
+  Status DelRepair(uint64_t ino, uint64_t index);
 
   // Takes one link from `victim` (the entry is already gone) and stores it.
   // At nlink 0, directories and symlinks are purged at once; other inodes
   // become orphans (possibly still open on a client) until Reclaim.
   Status DropLink(Inode& victim, wire::Timespec now);
-  // Deletes the inode record, symlink target, xattrs and stale-replica marks.
+  // Deletes the inode record, symlink target, xattrs and block records.
   Status Purge(uint64_t ino);
   Result<bool> IsOrphan(uint64_t ino) const;
   Status DelOrphan(uint64_t ino);

@@ -2,12 +2,28 @@
 
 namespace ringfs::meta {
 
-void OpenFiles::Open(uint64_t session, uint64_t ino, Clock::time_point now) {
+bool OpenFiles::Open(uint64_t session, uint64_t ino, Clock::time_point now) {
   std::lock_guard<std::mutex> lock(mu_);
   Session& s = sessions_[session];
   s.seen = now;
+  if (reclaiming_.count(ino)) return false;
   s.open[ino]++;
   total_[ino]++;
+  return true;
+}
+
+bool OpenFiles::BeginReclaim(uint64_t ino) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto t = total_.find(ino);
+  if (t != total_.end() && t->second > 0) return false;
+  reclaiming_[ino]++;
+  return true;
+}
+
+void OpenFiles::EndReclaim(uint64_t ino) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = reclaiming_.find(ino);
+  if (it != reclaiming_.end() && --it->second == 0) reclaiming_.erase(it);
 }
 
 uint64_t OpenFiles::Close(uint64_t session, uint64_t ino, Clock::time_point now) {
@@ -40,7 +56,7 @@ std::vector<uint64_t> OpenFiles::Beat(uint64_t session, const std::vector<uint64
   return freed;
 }
 
-std::vector<uint64_t> OpenFiles::Expire(Clock::time_point deadline) {
+std::vector<uint64_t> OpenFiles::Expire(Clock::time_point deadline, std::vector<uint64_t>* expired) {
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<uint64_t> freed;
   for (auto it = sessions_.begin(); it != sessions_.end();) {
@@ -49,6 +65,7 @@ std::vector<uint64_t> OpenFiles::Expire(Clock::time_point deadline) {
       continue;
     }
     for (const auto& [ino, n] : it->second.open) DropLocked(ino, n, &freed);
+    if (expired) expired->push_back(it->first);
     it = sessions_.erase(it);
   }
   return freed;

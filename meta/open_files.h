@@ -20,7 +20,8 @@ class OpenFiles {
  public:
   using Clock = std::chrono::steady_clock;
 
-  void Open(uint64_t session, uint64_t ino, Clock::time_point now);
+  // Counts an open; false (nothing counted) while `ino` is being reclaimed.
+  bool Open(uint64_t session, uint64_t ino, Clock::time_point now);
   // Returns the opens of `ino` that remain across all sessions.
   uint64_t Close(uint64_t session, uint64_t ino, Clock::time_point now);
   // Replaces the session's opens with `inos` (an ino once per open). Returns
@@ -29,8 +30,13 @@ class OpenFiles {
                              Clock::time_point now);
   // Drops sessions silent since before `deadline`; returns the inos no
   // session has open any more.
-  std::vector<uint64_t> Expire(Clock::time_point deadline);
+  std::vector<uint64_t> Expire(Clock::time_point deadline, std::vector<uint64_t>* expired = nullptr);
   bool IsOpen(uint64_t ino) const;
+  // Starts reclaiming `ino` unless some session has it open; until
+  // EndReclaim, opens of it are refused, so none can slip in between the
+  // check and the commit that deletes it.
+  bool BeginReclaim(uint64_t ino);
+  void EndReclaim(uint64_t ino);
   size_t Sessions() const;
 
  private:
@@ -44,6 +50,7 @@ class OpenFiles {
   mutable std::mutex mu_;
   std::map<uint64_t, Session> sessions_;
   std::unordered_map<uint64_t, uint64_t> total_;  // ino → opens in all sessions
+  std::unordered_map<uint64_t, int> reclaiming_;  // ino → reclaims in flight
 };
 
 }  // namespace ringfs::meta

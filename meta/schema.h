@@ -58,13 +58,12 @@ inline std::string SeqKey(uint64_t dir, uint64_t seq) {
   return k;
 }
 
-// (ino, block index, node): `stale`.
-inline std::string StaleKey(uint64_t ino, uint64_t index, uint32_t node) {
+// (ino, block index): `blocks` and `repair`.
+inline std::string BlockKey(uint64_t ino, uint64_t index) {
   std::string k;
-  k.reserve(20);
+  k.reserve(16);
   AppendBE(k, ino);
   AppendBE(k, index);
-  AppendBE(k, node, 4);
   return k;
 }
 

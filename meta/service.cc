@@ -32,6 +32,7 @@ Result<std::unique_ptr<Service>> Service::Open(ServiceOptions opts) {
   std::unique_ptr<Service> s(new Service(std::move(opts)));
   Namespace::Options nso;
   nso.dir = s->opts_.dir;
+  nso.replicas = s->opts_.replicas;
   ASSIGN_OR_RETURN(s->ns_, Namespace::Open(nso));
   NodeRegistry::Options no;
   no.replicas = s->opts_.replicas;
@@ -41,6 +42,9 @@ Result<std::unique_ptr<Service>> Service::Open(ServiceOptions opts) {
   BlockReclaimer::Options go;
   go.interval_ms = s->opts_.gc_interval_ms;
   s->gc_ = std::make_unique<BlockReclaimer>(s->ns_.get(), s->nodes_.get(), go);
+  ASSIGN_OR_RETURN(std::vector<uint64_t> sessions, s->ns_->Sessions());
+  s->awaiting_.insert(sessions.begin(), sessions.end());
+  s->recorded_ = s->awaiting_;
   Service* self = s.get();
   s->server_ = std::make_unique<rpc::Server>(
       s->opts_.listen, s->opts_.workers,
@@ -79,15 +83,46 @@ void Service::Stop() {
 // files that no session has open are reclaimed: what a crashed client held,
 // and what was left when the service restarted (once every live client had
 // time to re-announce its opens).
+// After a restart, sessions recorded before it may hold files open that
+// they have not re-announced yet: until each has been heard from (or a
+// session timeout passed), nothing is reclaimed.
+bool Service::InGrace() {
+  std::lock_guard<std::mutex> lock(session_mu_);
+  if (awaiting_.empty()) return false;
+  if (std::chrono::steady_clock::now() - started_ < std::chrono::milliseconds(opts_.session_timeout_ms))
+    return true;
+  awaiting_.clear();
+  return false;
+}
+
+void Service::SeeSession(uint64_t session) {
+  if (session == 0) return;
+  {
+    std::lock_guard<std::mutex> lock(session_mu_);
+    awaiting_.erase(session);
+    if (!recorded_.insert(session).second) return;
+  }
+  Status st = ns_->RecordSession(session, true);
+  if (!st.ok()) LOG_WARN("cannot record session %lx: %s", (unsigned long)session, st.ToString().c_str());
+}
+
 void Service::SweepLoop() {
   using namespace std::chrono;
-  const auto started = steady_clock::now();
   std::unique_lock<std::mutex> lock(sweep_mu_);
   while (!sweep_cv_.wait_for(lock, milliseconds(opts_.sweep_interval_ms), [&] { return sweep_stop_; })) {
     lock.unlock();
     const auto now = steady_clock::now();
-    for (uint64_t ino : open_files_.Expire(now - milliseconds(opts_.session_timeout_ms))) Reclaim(ino);
-    if (now - started >= milliseconds(opts_.session_timeout_ms)) {
+    std::vector<uint64_t> expired;
+    for (uint64_t ino : open_files_.Expire(now - milliseconds(opts_.session_timeout_ms), &expired))
+      Reclaim(ino);
+    for (uint64_t session : expired) {
+      {
+        std::lock_guard<std::mutex> slock(session_mu_);
+        recorded_.erase(session);
+      }
+      (void)ns_->RecordSession(session, false);
+    }
+    if (!InGrace()) {
       auto orphans = ns_->Orphans(1024);
       if (orphans.ok()) {
         for (uint64_t ino : *orphans)
@@ -98,11 +133,20 @@ void Service::SweepLoop() {
   }
 }
 
-void Service::Reclaim(uint64_t ino) {
+// Until the service has been up a full session timeout, a client that has
+// a file open may not have re-announced it yet: the sweep reclaims then.
+void Service::Reclaim(uint64_t ino, std::shared_ptr<rpc::Responder> resp) {
+  auto done = [resp] {
+    if (resp) Send(*resp, Status::OK(), wire::MetaReply{});
+  };
+  auto orphan = ns_->IsOrphan(ino);
+  if (InGrace() || !orphan.ok() || !*orphan || !open_files_.BeginReclaim(ino)) return done();
   wire::MetaRequest req;
   req.ino = ino;
-  commit_->Submit(Op::kReclaim, std::move(req), [this](const Status& st, wire::MetaReply& rep) {
+  commit_->Submit(Op::kReclaim, std::move(req), [this, ino, resp](const Status& st, wire::MetaReply& rep) {
+    open_files_.EndReclaim(ino);
     if (st.ok() && rep.attr.ino != 0) gc_->Kick();
+    if (resp) Send(*resp, st, wire::MetaReply{});
   });
 }
 
@@ -119,6 +163,7 @@ void Service::Handle(rpc::Message&& m, rpc::Responder&& r) {
     if (!st.ok()) return r.Reply(st);
   }
   const auto now = OpenFiles::Clock::now();
+  if (op == Op::kClose || op == Op::kSessionBeat || req.opens != 0) SeeSession(req.session);
   if (op == Op::kClose) {
     // The last close of a file unlinked meanwhile (perhaps by another
     // client) reclaims it; Reclaim itself checks that it is an orphan.
@@ -129,8 +174,8 @@ void Service::Handle(rpc::Message&& m, rpc::Responder&& r) {
     for (uint64_t ino : open_files_.Beat(req.session, req.open_inos, now)) Reclaim(ino);
     return Send(r, Status::OK(), wire::MetaReply{});
   }
-  if (op == Op::kReclaim && open_files_.IsOpen(req.ino)) {
-    return Send(r, Status::OK(), wire::MetaReply{});  // its last close will reclaim it
+  if (op == Op::kReclaim) {  // deferred to the last close when open anywhere
+    return Reclaim(req.ino, std::make_shared<rpc::Responder>(std::move(r)));
   }
   if (mutation) {
     auto resp = std::make_shared<rpc::Responder>(std::move(r));
@@ -142,9 +187,14 @@ void Service::Handle(rpc::Message&& m, rpc::Responder&& r) {
     });
     return;
   }
+  // An open is counted before the inode is read, so a reclaim cannot delete
+  // it between the two (OpenFiles::BeginReclaim).
+  const bool opening = op == Op::kGetAttr && req.opens != 0;
+  if (opening && !open_files_.Open(req.session, req.ino, now))
+    return r.Reply(Status::Error(ENOENT, "file is being removed"));
   wire::MetaReply rep;
   Status st = HandleDirect(op, req, &rep);
-  if (st.ok() && op == Op::kGetAttr && req.opens != 0) open_files_.Open(req.session, rep.attr.ino, now);
+  if (!st.ok() && opening) open_files_.Close(req.session, req.ino, now);
   Send(r, st, rep);
 }
 

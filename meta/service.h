@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -54,7 +55,11 @@ class Service {
   explicit Service(ServiceOptions opts) : opts_(std::move(opts)) {}
   void Handle(rpc::Message&& m, rpc::Responder&& r);
   Status HandleDirect(wire::Op op, const wire::MetaRequest& req, wire::MetaReply* rep);
-  void Reclaim(uint64_t ino);  // queued; a no-op unless `ino` is an orphan
+  // Queued; a no-op unless `ino` is an orphan open nowhere. Answers `resp`
+  // (a client's kReclaim) once done.
+  void Reclaim(uint64_t ino, std::shared_ptr<rpc::Responder> resp = nullptr);
+  bool InGrace();
+  void SeeSession(uint64_t session);  // heard from: recorded, no longer awaited
   void SweepLoop();
 
   ServiceOptions opts_;
@@ -63,6 +68,10 @@ class Service {
   std::unique_ptr<GroupCommit> commit_;
   std::unique_ptr<BlockReclaimer> gc_;
   OpenFiles open_files_;
+  const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+  std::mutex session_mu_;
+  std::set<uint64_t> awaiting_;  // recorded before a restart, not heard from since
+  std::set<uint64_t> recorded_;  // in the `sessions` table
   std::thread sweeper_;
   std::mutex sweep_mu_;
   std::condition_variable sweep_cv_;
