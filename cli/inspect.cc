@@ -115,8 +115,15 @@ Status PrintLocate(const std::string& path, const std::string& meta_override) {
     std::vector<uint32_t> have, stale;
     if (it != held.end()) have.assign(it->second.begin(), it->second.end());
     auto cur = committed.find(i);
-    // A copy not at the committed version is never read: stale until repaired.
-    for (uint32_t id : have) {
+    // A placed copy not known to be at the committed version (another
+    // version, missing, or its node not answering) is never read: stale
+    // until repaired.
+    for (uint32_t id : want) {
+      if (cur == committed.end()) break;
+      if (unreachable.count(id)) {
+        stale.push_back(id);
+        continue;
+      }
       wire::BlockRequest req;
       req.ino = ino;
       req.index = i;

@@ -115,17 +115,21 @@ Status DataPath::Send(const std::shared_ptr<Inode>& inode, uint64_t index, const
       inode->idle.wait(lock, [&] { return !inode->truncating; });
       base = inode->ExpectedLocked(index);
       epoch = inode->block_epoch;
+      inode->sending++;
     }
     const wire::BlockVersion next = blockver::Next(base, epoch, session_);
     blockd::Client::WriteResult res;
     st = blocks_.Write(inode->ino, index, u.start, u.data, 0, u.data->size(), false, base, next, &res);
-    if (st.ok()) {
+    {
       std::lock_guard<std::mutex> lock(inode->mu);
-      // Unless a truncation or another open moved the block meanwhile.
-      if (inode->ExpectedLocked(index) == base) inode->SetVersionLocked(index, next);
-      inode->uncommitted[index] = wire::BlockState{index, next, res.acked};
-      inode->unsynced[index] = Inode::Unsynced{res.acked, ++inode->write_seq};
-      return st;
+      if (--inode->sending == 0) inode->idle.notify_all();
+      if (st.ok()) {
+        // Unless another open learnt a newer version meanwhile.
+        if (inode->ExpectedLocked(index) == base) inode->SetVersionLocked(index, next);
+        inode->uncommitted[index] = wire::BlockState{index, next, res.acked};
+        inode->unsynced[index] = Inode::Unsynced{res.acked, ++inode->write_seq};
+        return st;
+      }
     }
     if (st.code() != ESTALE) return st;
     auto now = committed_(inode->ino, index);
@@ -223,7 +227,7 @@ void DataPath::BeginTruncate(const std::shared_ptr<Inode>& inode) {
   inode->idle.wait(lock, [&] { return !inode->truncating; });
   inode->truncating = true;
   // Uploads already on their way finish first; new ones wait for Finish.
-  inode->idle.wait(lock, [&] { return inode->uploading.empty(); });
+  inode->idle.wait(lock, [&] { return inode->sending == 0; });
 }
 
 Status DataPath::Cut(const std::shared_ptr<Inode>& inode, uint64_t size, Truncation* t) {
@@ -310,7 +314,7 @@ Result<blockd::BlockData> DataPath::ReadBlock(const std::shared_ptr<Inode>& inod
     wire::BlockVersion next = now->version;
     if (next == want) {
       auto ahead = blockver::QuorumNewer(seen, want, blocks_.Quorum());
-      if (!ahead) return r.status();
+      if (!ahead) return Status::Error(EIO, r.status().message());
       next = *ahead;
     }
     std::lock_guard<std::mutex> lock(inode->mu);

@@ -240,12 +240,13 @@ Result<DataPath::Committed> Filesystem::Committed(uint64_t ino, uint64_t index) 
 void Filesystem::AdoptAttrLocked(Inode& inode, const wire::Attr& attr, uint64_t prev_version) {
   // Cached data stays valid only if nothing but this change happened since
   // it was cached: the file's data_version before it is the one we cached.
-  const uint64_t v = attr.data_version;
-  if (!(inode.cache_valid && prev_version == inode.cache_version)) {
+  // Otherwise the next open drops the kernel's page cache too.
+  if (inode.cache_valid && prev_version == inode.cache_version) {
+    inode.cache_version = attr.data_version;
+  } else {
     data_->DropCache(inode.ino);
+    inode.cache_valid = false;
   }
-  inode.cache_version = v;
-  inode.cache_valid = true;
   inode.attr = attr;
   inode.have_attr = true;
 }

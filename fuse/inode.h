@@ -80,6 +80,7 @@ struct Inode {
   std::map<uint64_t, Unsynced> unsynced;
   uint64_t write_seq = 0;
   bool truncating = false;  // uploads wait while a truncation cuts the blocks
+  int sending = 0;          // uploads on their way to the replicas
   std::mutex commit_mu;     // one commit at a time, so each sees the previous one's result
 
   wire::BlockVersion ExpectedLocked(uint64_t index) const {

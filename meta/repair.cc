@@ -36,7 +36,8 @@ Status BlockReclaimer::RepairBlock(uint64_t ino, uint64_t index, const wire::Blo
       return r.status();
     }
   }
-  if (held == version) return Status::OK();  // it has it already
+  // Even a copy at the right version is rewritten: it may be one whose
+  // bytes failed their checksum (kReportBadCopy).
   req.flags = 0;
   req.length = wire::kBlockSize;
   req.base = version;  // a source must hold exactly the committed version

@@ -7,7 +7,7 @@ up
 head -c $((5 * 1024 * 1024)) /dev/urandom > "$T/v"
 cp "$T/v" "$M/f"
 ino=$(stat -c %i "$M/f")
-first=$("$BIN/ringfs" locate "$M/f" | sed -n 's/^block 0: placement \([0-9]*\).*/\1/p')
+first=$("$BIN/ringfs" locate "$M/f" | sed -n 's/^block 0: .*placement \([0-9]*\).*/\1/p')
 nd=""
 for d in "$D"/node*; do [ "$(tr -d '[:space:]' < "$d/node_id")" = "$first" ] && nd=$d; done
 [ -n "$nd" ] || fail "no node directory for node id $first"
