@@ -403,6 +403,7 @@ Status BlockStore::Write(uint64_t ino, uint64_t index, uint32_t offset, std::str
         if (held) *held = stored;
         return Status::Error(ESTALE, "block " + BlockName(ino, index) + " is not at the write's base");
       case blockver::WriteCheck::kApplyFresh:
+        if (hs == HeaderState::kCorrupt) old = EmptyHeader(ino, index);
         RETURN_IF_ERROR(Empty(f, &old, counted));
         counted = 0;
         hs = HeaderState::kValid;

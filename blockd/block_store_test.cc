@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include <ostream>
 #include <random>
 #include <thread>
 
@@ -331,52 +332,407 @@ TEST_F(BlockStoreTest, StatsCountLengthsAndBlocks) {
   EXPECT_EQ(store_->Stats().capacity, 12345u);
 }
 
-// Every write and cut moves the block's generation; a replacement lands only
-// on the generation it was computed against, and leaves exactly its bytes.
-TEST_F(BlockStoreTest, GenerationsGuardReplacement) {
-  auto gen = [&](uint64_t index) {
-    auto r = store_->Read(30, index, 0, 0);
+// --- Block versions (common/block_version.h): every write, cut and
+// replacement lands only on the version it names as its base.
+
+using wire::BlockVersion;
+
+wire::BlockVersion V(uint64_t epoch, uint64_t height, uint64_t writer) {
+  return wire::BlockVersion{epoch, height, writer};
+}
+// "No block since truncation `epoch`": the base of a write to a hole.
+wire::BlockVersion Absent(uint64_t epoch) { return wire::BlockVersion{epoch, 0, 0}; }
+
+}  // namespace
+}  // namespace ringfs::blockd
+
+namespace ringfs::wire {
+std::ostream& operator<<(std::ostream& os, const BlockVersion& v) {
+  return os << "{epoch " << v.epoch << ", height " << v.height << ", writer " << v.writer << "}";
+}
+}  // namespace ringfs::wire
+
+namespace ringfs::blockd {
+namespace {
+
+class BlockVersionStoreTest : public BlockStoreTest {
+ protected:
+  // The version the block holds (Read of nothing); fails the test on error.
+  wire::BlockVersion VersionOf(uint64_t ino, uint64_t index) {
+    auto r = store_->Read(ino, index, 0, 0);
     EXPECT_TRUE(r.ok()) << r.status().ToString();
-    return r.ok() ? r->generation : 0u;
-  };
-  std::string d = Pattern(3 * kChunk + 5, 3);
-  Put(30, 0, 0, d);
-  const uint32_t g1 = gen(0);
-  EXPECT_NE(g1, 0u);
-  Put(30, 0, 10, "xy");
-  const uint32_t g2 = gen(0);
-  EXPECT_NE(g2, g1);
-  ASSERT_TRUE(store_->Truncate(30, 2 * kChunk).ok());
-  const uint32_t g3 = gen(0);
-  EXPECT_NE(g3, g2);
-  // Computed against an older generation: refused, block untouched.
-  std::string shorter = Pattern(1000, 4);
-  EXPECT_EQ(store_->Replace(30, 0, shorter, g2).code(), ESTALE);
-  EXPECT_EQ(gen(0), g3);
-  EXPECT_EQ(Get(30, 0, 0, kBlock).size(), size_t{2 * kChunk});
-  // On the current one: the block is exactly the new bytes, old tail gone.
+    return r.ok() ? r->version : wire::BlockVersion{};
+  }
+  uint32_t LengthOf(uint64_t ino, uint64_t index) {
+    auto r = store_->Read(ino, index, 0, 0);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? r->length : 0;
+  }
+  Status WriteV(uint64_t ino, uint64_t index, uint32_t off, const std::string& data,
+                wire::BlockVersion base, wire::BlockVersion next,
+                wire::BlockVersion* held = nullptr) {
+    const WriteVersions v{base, next};
+    return store_->Write(ino, index, off, data, 0, &v, held);
+  }
+  Status ReplaceV(uint64_t ino, uint64_t index, const std::string& data, wire::BlockVersion base,
+                  wire::BlockVersion next, wire::BlockVersion* held = nullptr) {
+    return store_->Replace(ino, index, data, WriteVersions{base, next}, held);
+  }
+  // A block at `v` holding `data` (created by a versioned write).
+  void Make(uint64_t ino, uint64_t index, const std::string& data, wire::BlockVersion v) {
+    wire::BlockVersion held;
+    Status st = WriteV(ino, index, 0, data, Absent(v.epoch), v, &held);
+    ASSERT_TRUE(st.ok()) << st.ToString();
+    ASSERT_EQ(held, v);
+  }
+};
+
+TEST_F(BlockVersionStoreTest, WriteAppliesOnlyOnItsExactBase) {
+  const std::string d = Pattern(3 * kChunk + 5, 40);
+  wire::BlockVersion held;
+  ASSERT_TRUE(WriteV(40, 0, 0, d, Absent(0), V(0, 1, 7), &held).ok());
+  EXPECT_EQ(held, V(0, 1, 7));
+  EXPECT_EQ(VersionOf(40, 0), V(0, 1, 7));
+  ASSERT_TRUE(WriteV(40, 0, 10, "xy", V(0, 1, 7), V(0, 2, 7), &held).ok());
+  EXPECT_EQ(held, V(0, 2, 7));
+  std::string model = d;
+  model.replace(10, 2, "xy");
   const uint64_t used = store_->Stats().used;
-  ASSERT_TRUE(store_->Replace(30, 0, shorter, g3).ok());
-  EXPECT_TRUE(Same(Get(30, 0, 0, kBlock), shorter));
-  EXPECT_EQ(store_->Stats().used, used - 2 * kChunk + 1000);
-  EXPECT_NE(gen(0), g3);
-  // An absent block has generation 0: replacing creates it, once.
-  EXPECT_EQ(ReadErr(30, 1, 0, 0), ENOENT);
-  ASSERT_TRUE(store_->Replace(30, 1, d, 0).ok());
-  EXPECT_TRUE(Same(Get(30, 1, 0, kBlock), d));
-  EXPECT_EQ(store_->Replace(30, 1, shorter, 0).code(), ESTALE);
-  EXPECT_EQ(store_->Stats().blocks, 2u);
-  // An empty replacement leaves an empty block; a corrupt header counts as 0.
-  ASSERT_TRUE(store_->Replace(30, 1, "", gen(1)).ok());
-  EXPECT_EQ(Get(30, 1, 0, kBlock).size(), 0u);
-  FlipByte(30, 0, 9);
-  EXPECT_EQ(ReadErr(30, 0, 0, 10), EIO);
-  ASSERT_TRUE(store_->Replace(30, 0, d, 0).ok());
-  EXPECT_TRUE(Same(Get(30, 0, 0, kBlock), d));
-  // Generations survive restart.
-  const uint32_t before = gen(0);
+
+  // Every base but the exact one is refused: ESTALE, the held version
+  // reported, bytes, length and version untouched (even by an extension).
+  const wire::BlockVersion wrong[] = {
+      V(0, 1, 7),   // behind
+      V(0, 3, 7),   // ahead
+      V(0, 2, 8),   // the right height, another writer
+      V(1, 2, 7),   // another epoch
+      Absent(0),    // "no block": there is one, written at epoch 0
+      BlockVersion{},
+  };
+  for (const wire::BlockVersion& base : wrong) {
+    held = V(99, 99, 99);
+    EXPECT_EQ(WriteV(40, 0, 0, std::string(kChunk, 'X'), base, V(5, 5, 5), &held).code(), ESTALE)
+        << base;
+    EXPECT_EQ(held, V(0, 2, 7)) << base;
+    EXPECT_EQ(WriteV(40, 0, kBlock - 4, "tail", base, V(5, 5, 5)).code(), ESTALE) << base;
+    // An empty write moves a version too, so it is checked as well.
+    EXPECT_EQ(WriteV(40, 0, 0, "", base, V(5, 5, 5)).code(), ESTALE) << base;
+  }
+  EXPECT_EQ(VersionOf(40, 0), V(0, 2, 7));
+  EXPECT_EQ(LengthOf(40, 0), d.size());
+  EXPECT_TRUE(Same(Get(40, 0, 0, kBlock), model));
+  EXPECT_EQ(store_->Stats().used, used);
+  EXPECT_EQ(store_->Stats().blocks, 1u);
+
+  // The exact base still works after all that.
+  ASSERT_TRUE(WriteV(40, 0, d.size(), "end", V(0, 2, 7), V(0, 3, 9), &held).ok());
+  EXPECT_EQ(held, V(0, 3, 9));
+  EXPECT_TRUE(Same(Get(40, 0, 0, kBlock), model + "end"));
+  EXPECT_EQ(store_->Stats().used, used + 3);
+}
+
+TEST_F(BlockVersionStoreTest, RefusedWriteToAMissingBlockLeavesNoFile) {
+  Make(41, 0, "keep", V(0, 1, 1));
+  const StoreStats before = store_->Stats();
+  wire::BlockVersion held = V(9, 9, 9);
+  // A real base: the block is not there, so it is not at it.
+  EXPECT_EQ(WriteV(41, 3, 0, "data", V(0, 1, 1), V(0, 2, 1), &held).code(), ESTALE);
+  EXPECT_EQ(held, BlockVersion{});
+  EXPECT_EQ(WriteV(41, 4, 100, "", V(2, 5, 1), V(2, 6, 1)).code(), ESTALE);
+  EXPECT_EQ(WriteV(42, 0, 0, "new inode", V(0, 1, 1), V(0, 2, 1)).code(), ESTALE);
+  EXPECT_EQ(Indices(41), (std::vector<uint64_t>{0}));
+  EXPECT_TRUE(Indices(42).empty());
+  EXPECT_FALSE(std::filesystem::exists(Path(41, 3)));
+  EXPECT_FALSE(std::filesystem::exists(Path(41, 4)));
+  EXPECT_FALSE(std::filesystem::exists(Path(42, 0)));
+  EXPECT_EQ(ReadErr(41, 3, 0, 10), ENOENT);
+  EXPECT_EQ(store_->Stats().blocks, before.blocks);
+  EXPECT_EQ(store_->Stats().used, before.used);
+  // Nothing was left behind for a restart to count either.
   Reopen();
-  EXPECT_EQ(gen(0), before);
+  EXPECT_EQ(store_->Stats().blocks, before.blocks);
+  EXPECT_EQ(store_->Stats().used, before.used);
+  EXPECT_EQ(Indices(41), (std::vector<uint64_t>{0}));
+}
+
+TEST_F(BlockVersionStoreTest, AbsentBaseTakesAMissingBlockOrOneFromAnOlderEpoch) {
+  // A missing block: taken at any epoch; the bytes before the write are zeros.
+  wire::BlockVersion held;
+  ASSERT_TRUE(WriteV(43, 0, 500, "fresh", Absent(5), V(5, 1, 3), &held).ok());
+  EXPECT_EQ(held, V(5, 1, 3));
+  EXPECT_TRUE(Same(Get(43, 0, 0, kBlock), std::string(500, '\0') + "fresh"));
+  EXPECT_EQ(store_->Stats().blocks, 1u);
+
+  // A block written at epoch 1 is a leftover once the file is at epoch 2:
+  // its old bytes go first, so only the new ones are read back.
+  const std::string old = Pattern(3 * kChunk + 17, 43);
+  Make(43, 1, old, V(1, 4, 2));
+  const uint64_t used = store_->Stats().used;
+  const uint32_t off = kChunk + 1000;
+  ASSERT_TRUE(WriteV(43, 1, off, "new", Absent(2), V(2, 1, 6), &held).ok());
+  EXPECT_EQ(held, V(2, 1, 6));
+  EXPECT_EQ(VersionOf(43, 1), V(2, 1, 6));
+  EXPECT_EQ(LengthOf(43, 1), off + 3);  // the end of the new write, not the old length
+  EXPECT_TRUE(Same(Get(43, 1, 0, kBlock), std::string(off, '\0') + "new"));
+  EXPECT_EQ(store_->Stats().used, used - old.size() + off + 3);
+  EXPECT_EQ(store_->Stats().blocks, 2u);
+  // The same from offset 0 with fewer bytes than the old block held.
+  Make(43, 2, old, V(0, 9, 2));
+  ASSERT_TRUE(WriteV(43, 2, 0, "ab", Absent(3), V(3, 1, 6)).ok());
+  EXPECT_TRUE(Same(Get(43, 2, 0, kBlock), "ab"));
+
+  // At the block's epoch or later, an absent base is refused: the block is
+  // current (or ahead of the writer), and nothing changes.
+  const std::string cur = Pattern(kChunk, 44);
+  Make(43, 3, cur, V(4, 2, 1));
+  for (uint64_t e : {4u, 3u, 0u}) {
+    held = {};
+    EXPECT_EQ(WriteV(43, 3, 0, "zz", Absent(e), V(e, 1, 6), &held).code(), ESTALE) << e;
+    EXPECT_EQ(held, V(4, 2, 1));
+  }
+  EXPECT_EQ(VersionOf(43, 3), V(4, 2, 1));
+  EXPECT_TRUE(Same(Get(43, 3, 0, kBlock), cur));
+  // The block that took the fresh write is now at epoch 2: refused at 2 too.
+  EXPECT_EQ(WriteV(43, 1, 0, "again", Absent(2), V(2, 1, 7)).code(), ESTALE);
+  EXPECT_TRUE(Same(Get(43, 1, 0, kBlock), std::string(off, '\0') + "new"));
+}
+
+TEST_F(BlockVersionStoreTest, ReadWithWantRefusesAnyOtherVersion) {
+  const std::string d = Pattern(2 * kChunk, 45);
+  Make(45, 0, d, V(1, 2, 7));
+  const wire::BlockVersion at = V(1, 2, 7);
+  auto r = store_->Read(45, 0, 100, 1000, &at);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_FALSE(r->refused);
+  EXPECT_EQ(r->version, at);
+  EXPECT_EQ(r->length, d.size());
+  EXPECT_TRUE(Same(std::string(r->data(), r->size()), d.substr(100, 1000)));
+
+  const wire::BlockVersion others[] = {
+      V(1, 2, 8),  // the right height, another writer
+      V(1, 1, 7), V(1, 3, 7), V(0, 2, 7), V(2, 2, 7), Absent(1), BlockVersion{},
+  };
+  for (const wire::BlockVersion& want : others) {
+    auto o = store_->Read(45, 0, 0, kBlock, &want);
+    ASSERT_TRUE(o.ok()) << o.status().ToString();
+    EXPECT_TRUE(o->refused) << want;
+    EXPECT_EQ(o->size(), 0u) << want;
+    EXPECT_EQ(o->data(), nullptr) << want;
+    EXPECT_EQ(o->version, at) << want;  // what it holds instead
+    EXPECT_EQ(o->length, d.size()) << want;
+    // Refused also where there would be nothing to read.
+    auto past = store_->Read(45, 0, kBlock - 1, 1, &want);
+    ASSERT_TRUE(past.ok());
+    EXPECT_TRUE(past->refused) << want;
+  }
+  // At the right version past the end: nothing to read, not refused.
+  auto past = store_->Read(45, 0, kBlock - 1, 1, &at);
+  ASSERT_TRUE(past.ok());
+  EXPECT_FALSE(past->refused);
+  EXPECT_EQ(past->size(), 0u);
+  // Without `want`, any version is served.
+  EXPECT_TRUE(Same(Get(45, 0, 0, kBlock), d));
+  // A missing block is ENOENT, wanted or not.
+  auto missing = store_->Read(45, 1, 0, 10, &at);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().code(), ENOENT);
+}
+
+TEST_F(BlockVersionStoreTest, ReplaceLandsOnlyOnItsBaseAndLeavesExactlyItsBytes) {
+  const std::string d = Pattern(3 * kChunk + 5, 46);
+  Make(46, 0, d, V(1, 2, 7));
+  const std::string shorter = Pattern(1000, 47);
+  wire::BlockVersion held;
+  // Not at the base: refused, the block untouched.
+  for (const wire::BlockVersion& base : {V(1, 1, 7), V(1, 2, 8), V(1, 3, 7), BlockVersion{}}) {
+    held = V(9, 9, 9);
+    EXPECT_EQ(ReplaceV(46, 0, shorter, base, V(1, 3, 0)).code(), ESTALE) << base;
+    EXPECT_EQ(ReplaceV(46, 0, shorter, base, V(1, 3, 0), &held).code(), ESTALE) << base;
+    EXPECT_EQ(held, V(1, 2, 7)) << base;
+  }
+  EXPECT_EQ(VersionOf(46, 0), V(1, 2, 7));
+  EXPECT_TRUE(Same(Get(46, 0, 0, kBlock), d));
+  // At the base: exactly the new bytes (the old tail gone) at v.next.
+  const uint64_t used = store_->Stats().used;
+  ASSERT_TRUE(ReplaceV(46, 0, shorter, V(1, 2, 7), V(1, 3, 4), &held).ok());
+  EXPECT_EQ(held, V(1, 3, 4));
+  EXPECT_EQ(VersionOf(46, 0), V(1, 3, 4));
+  EXPECT_EQ(LengthOf(46, 0), shorter.size());
+  EXPECT_TRUE(Same(Get(46, 0, 0, kBlock), shorter));
+  EXPECT_EQ(store_->Stats().used, used - d.size() + shorter.size());
+  // ... and once only: the same replacement again is refused.
+  EXPECT_EQ(ReplaceV(46, 0, d, V(1, 2, 7), V(1, 3, 4)).code(), ESTALE);
+  EXPECT_TRUE(Same(Get(46, 0, 0, kBlock), shorter));
+  // Growing works the same way.
+  ASSERT_TRUE(ReplaceV(46, 0, d, V(1, 3, 4), V(1, 4, 4)).ok());
+  EXPECT_TRUE(Same(Get(46, 0, 0, kBlock), d));
+
+  // A missing block is at no version: BlockVersion{} creates it, once. An
+  // "absent at epoch E" base is not BlockVersion{} and does not match.
+  EXPECT_EQ(ReplaceV(46, 1, d, Absent(3), V(3, 1, 1), &held).code(), ESTALE);
+  EXPECT_EQ(held, BlockVersion{});
+  EXPECT_EQ(ReplaceV(46, 1, d, V(3, 1, 1), V(3, 2, 1)).code(), ESTALE);
+  EXPECT_EQ(Indices(46), (std::vector<uint64_t>{0}));  // refusals leave no file
+  EXPECT_FALSE(std::filesystem::exists(Path(46, 1)));
+  ASSERT_TRUE(ReplaceV(46, 1, d, BlockVersion{}, V(3, 1, 1), &held).ok());
+  EXPECT_EQ(held, V(3, 1, 1));
+  EXPECT_EQ(VersionOf(46, 1), V(3, 1, 1));
+  EXPECT_TRUE(Same(Get(46, 1, 0, kBlock), d));
+  EXPECT_EQ(ReplaceV(46, 1, shorter, BlockVersion{}, V(3, 1, 1)).code(), ESTALE);
+  EXPECT_EQ(store_->Stats().blocks, 2u);
+  // An empty replacement leaves an empty block at v.next.
+  ASSERT_TRUE(ReplaceV(46, 1, "", V(3, 1, 1), V(3, 2, 1)).ok());
+  EXPECT_EQ(LengthOf(46, 1), 0u);
+  EXPECT_EQ(VersionOf(46, 1), V(3, 2, 1));
+  EXPECT_EQ(Get(46, 1, 0, kBlock).size(), 0u);
+
+  // A corrupt header holds no version: only BlockVersion{} replaces it.
+  FlipByte(46, 0, 9);
+  EXPECT_EQ(ReadErr(46, 0, 0, 10), EIO);
+  held = V(9, 9, 9);
+  EXPECT_EQ(ReplaceV(46, 0, shorter, V(1, 4, 4), V(1, 5, 4), &held).code(), ESTALE);
+  EXPECT_EQ(held, BlockVersion{});
+  EXPECT_EQ(ReadErr(46, 0, 0, 10), EIO);
+  ASSERT_TRUE(ReplaceV(46, 0, shorter, BlockVersion{}, V(1, 5, 4), &held).ok());
+  EXPECT_EQ(held, V(1, 5, 4));
+  EXPECT_EQ(VersionOf(46, 0), V(1, 5, 4));
+  EXPECT_TRUE(Same(Get(46, 0, 0, kBlock), shorter));
+  EXPECT_EQ(store_->Stats().used, shorter.size());
+  EXPECT_EQ(store_->Stats().blocks, 2u);
+}
+
+TEST_F(BlockVersionStoreTest, TruncateMovesTheCutBlockOnlyFromItsBase) {
+  const std::string d = Pattern(2 * kChunk, 48);
+  for (uint64_t i = 0; i < 4; i++) Make(48, i, d, V(1, 1 + i, 7));
+  const uint32_t cut = kChunk + 100;
+
+  // At the base: cut and moved to next; the blocks past it go.
+  WriteVersions cv{V(1, 2, 7), V(2, 3, 9)};
+  TruncateResult out;
+  ASSERT_TRUE(store_->Truncate(48, uint64_t{kBlock} + cut, &cv, &out).ok());
+  EXPECT_TRUE(out.cut_exists);
+  EXPECT_TRUE(out.cut_applied);
+  EXPECT_EQ(out.version, V(2, 3, 9));
+  EXPECT_EQ(VersionOf(48, 1), V(2, 3, 9));
+  EXPECT_TRUE(Same(Get(48, 1, 0, kBlock), d.substr(0, cut)));
+  EXPECT_EQ(Indices(48), (std::vector<uint64_t>{0, 1}));
+  EXPECT_EQ(VersionOf(48, 0), V(1, 1, 7));  // before the cut: untouched
+  EXPECT_TRUE(Same(Get(48, 0, 0, kBlock), d));
+  EXPECT_EQ(store_->Stats().used, d.size() + cut);
+
+  // At another version: the cut block is left completely alone, but the
+  // blocks past the cut are removed all the same.
+  Make(48, 2, d, V(2, 1, 1));
+  Make(48, 7, d, V(2, 1, 1));
+  out = {};
+  cv = {V(1, 2, 7), V(3, 4, 9)};  // the base it was at before
+  ASSERT_TRUE(store_->Truncate(48, uint64_t{kBlock} + 50, &cv, &out).ok());
+  EXPECT_TRUE(out.cut_exists);
+  EXPECT_FALSE(out.cut_applied);
+  EXPECT_EQ(out.version, V(2, 3, 9));  // what it holds
+  EXPECT_EQ(VersionOf(48, 1), V(2, 3, 9));
+  EXPECT_EQ(LengthOf(48, 1), cut);
+  EXPECT_TRUE(Same(Get(48, 1, 0, kBlock), d.substr(0, cut)));
+  EXPECT_EQ(Indices(48), (std::vector<uint64_t>{0, 1}));
+  EXPECT_EQ(store_->Stats().used, d.size() + cut);
+  // Another writer at the right height is "another version" too.
+  cv = {V(2, 3, 8), V(3, 4, 9)};
+  out = {};
+  ASSERT_TRUE(store_->Truncate(48, uint64_t{kBlock} + 50, &cv, &out).ok());
+  EXPECT_FALSE(out.cut_applied);
+  EXPECT_EQ(LengthOf(48, 1), cut);
+
+  // A cut at the base that removes no bytes still moves the version.
+  cv = {V(2, 3, 9), V(3, 4, 9)};
+  out = {};
+  ASSERT_TRUE(store_->Truncate(48, uint64_t{kBlock} + cut + 500, &cv, &out).ok());
+  EXPECT_TRUE(out.cut_applied);
+  EXPECT_EQ(out.version, V(3, 4, 9));
+  EXPECT_EQ(VersionOf(48, 1), V(3, 4, 9));
+  EXPECT_TRUE(Same(Get(48, 1, 0, kBlock), d.substr(0, cut)));
+
+  // A cut falling in a hole: nothing to cut.
+  Make(48, 5, d, V(3, 1, 1));
+  cv = {V(3, 4, 9), V(4, 5, 9)};
+  out = {};
+  ASSERT_TRUE(store_->Truncate(48, 2ull * kBlock + 10, &cv, &out).ok());
+  EXPECT_FALSE(out.cut_exists);
+  EXPECT_FALSE(out.cut_applied);
+  EXPECT_EQ(Indices(48), (std::vector<uint64_t>{0, 1}));
+  EXPECT_EQ(VersionOf(48, 1), V(3, 4, 9));
+
+  // An unversioned cut (tools) keeps the block's version.
+  ASSERT_TRUE(store_->Truncate(48, uint64_t{kBlock} + 10).ok());
+  EXPECT_EQ(VersionOf(48, 1), V(3, 4, 9));
+  EXPECT_TRUE(Same(Get(48, 1, 0, kBlock), d.substr(0, 10)));
+}
+
+TEST_F(BlockVersionStoreTest, VersionsSurviveRestart) {
+  const std::string d = Pattern(kChunk + 3, 49);
+  Make(49, 0, d, V(1, 1, 5));
+  ASSERT_TRUE(WriteV(49, 0, 7, "abc", V(1, 1, 5), V(1, 2, 6)).ok());
+  Make(49, 1, d, V(1, 1, 5));
+  ASSERT_TRUE(ReplaceV(49, 1, "replaced", V(1, 1, 5), V(1, 2, 0)).ok());
+  Make(49, 2, d, V(1, 1, 5));
+  WriteVersions cv{V(1, 1, 5), V(2, 2, 5)};
+  ASSERT_TRUE(store_->Truncate(49, 2ull * kBlock + 100, &cv).ok());
+  Reopen();
+  EXPECT_EQ(VersionOf(49, 0), V(1, 2, 6));
+  EXPECT_EQ(VersionOf(49, 1), V(1, 2, 0));
+  EXPECT_EQ(VersionOf(49, 2), V(2, 2, 5));
+  std::string model = d;
+  model.replace(7, 3, "abc");
+  const wire::BlockVersion want = V(1, 2, 6);
+  auto r = store_->Read(49, 0, 0, kBlock, &want);
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(r->refused);
+  EXPECT_TRUE(Same(std::string(r->data(), r->size()), model));
+  // The rules hold across the restart.
+  EXPECT_EQ(WriteV(49, 0, 0, "x", V(1, 1, 5), V(1, 2, 5)).code(), ESTALE);
+  EXPECT_EQ(WriteV(49, 2, 0, "x", Absent(2), V(2, 1, 5)).code(), ESTALE);
+  ASSERT_TRUE(WriteV(49, 0, 0, "x", V(1, 2, 6), V(1, 3, 6)).ok());
+  EXPECT_EQ(VersionOf(49, 0), V(1, 3, 6));
+}
+
+// A block whose header is corrupt holds no version (epoch 0), so a write to
+// a hole at a later epoch discards it and writes afresh (CheckWrite says
+// kApplyFresh). The result must be a readable block holding the new bytes,
+// whatever part of the header was damaged.
+TEST_F(BlockVersionStoreTest, FreshWriteOverACorruptHeaderLeavesAReadableBlock) {
+  // Damaged length field.
+  Make(50, 0, Pattern(2 * kChunk, 50), V(1, 3, 1));
+  FlipByte(50, 0, 9);
+  ASSERT_EQ(ReadErr(50, 0, 0, 10), EIO);
+  ASSERT_TRUE(WriteV(50, 0, 100, "fresh", Absent(2), V(2, 1, 4)).ok());
+  EXPECT_EQ(VersionOf(50, 0), V(2, 1, 4));
+  EXPECT_TRUE(Same(Get(50, 0, 0, kBlock), std::string(100, '\0') + "fresh"));
+}
+
+// A fresh write over a header whose ino/index are what is damaged leaves a
+// header naming this block (it once named another: EIO on every read).
+TEST_F(BlockVersionStoreTest, FreshWriteOverAMisplacedOrShortHeaderLeavesAReadableBlock) {
+  // Another block's file under this name: the header names another index.
+  Make(51, 0, "zero", V(1, 1, 1));
+  Make(51, 1, "one!", V(1, 1, 1));
+  std::filesystem::copy_file(Path(51, 0), Path(51, 1),
+                             std::filesystem::copy_options::overwrite_existing);
+  ASSERT_EQ(ReadErr(51, 1, 0, 4), EIO);
+  Status st = WriteV(51, 1, 0, "new1", Absent(2), V(2, 1, 4));
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(ReadErr(51, 1, 0, 4), 0) << "an acknowledged write left an unreadable block";
+  if (ReadErr(51, 1, 0, 4) == 0) {
+    EXPECT_EQ(Get(51, 1, 0, kBlock), "new1");
+  }
+  // A header cut short (torn file): its ino and index never made it to disk.
+  Make(51, 2, "two!", V(1, 1, 1));
+  ASSERT_EQ(truncate(Path(51, 2).c_str(), 10), 0);
+  ASSERT_EQ(ReadErr(51, 2, 0, 4), EIO);
+  st = WriteV(51, 2, 0, "new2", Absent(2), V(2, 1, 4));
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(ReadErr(51, 2, 0, 4), 0) << "an acknowledged write left an unreadable block";
+  if (ReadErr(51, 2, 0, 4) == 0) {
+    EXPECT_EQ(Get(51, 2, 0, kBlock), "new2");
+  }
 }
 
 TEST_F(BlockStoreTest, EverythingSurvivesReopen) {

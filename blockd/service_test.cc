@@ -51,13 +51,25 @@ class ServiceTest : public ::testing::Test {
 
   Status Write(uint64_t ino, uint64_t index, uint32_t off, const std::string& d,
                uint32_t flags = 0) {
+    // Each write builds on the version the block holds (absent: none).
     wire::BlockRequest req{.ino = ino, .index = index, .offset = off, .flags = flags};
+    req.base = Held(ino, index);
+    req.version = wire::BlockVersion{0, req.base.height + 1, 7};
     zmq::message_t data(d.data(), d.size());
     auto r = ch_->Call(Op::kBlockWrite, codec::Encode(req), &data, kTimeout);
-    return r.ok() ? Status::OK() : r.status();
+    if (!r.ok()) return r.status();
+    wire::BlockReply rep;
+    RETURN_IF_ERROR(r->DecodeBody(rep));
+    return rep.refused ? Status::Error(ESTALE, "refused") : Status::OK();
+  }
+  wire::BlockVersion Held(uint64_t ino, uint64_t index) {
+    wire::BlockRequest req{.ino = ino, .index = index, .flags = wire::kBlockVersionOnly};
+    wire::BlockReply rep;
+    return ch_->Invoke(Op::kBlockRead, req, &rep, kTimeout).ok() ? rep.version : wire::BlockVersion{};
   }
   Result<std::string> Read(uint64_t ino, uint64_t index, uint32_t off, uint32_t len) {
-    wire::BlockRequest req{.ino = ino, .index = index, .offset = off, .length = len};
+    wire::BlockRequest req{.ino = ino, .index = index, .offset = off, .length = len,
+                           .flags = wire::kBlockAnyVersion};
     auto r = ch_->Call(Op::kBlockRead, codec::Encode(req), nullptr, kTimeout);
     if (!r.ok()) return r.status();
     wire::BlockReply rep;

@@ -62,7 +62,10 @@ Status Shrink(Ctx& c, Inode& n, uint64_t size) {
   const uint64_t bs = wire::kBlockSize;
   const uint64_t keep = size / bs + (size % bs ? 1 : 0);
   wire::Attr& a = n.attr;
-  a.block_epoch = std::max(a.block_epoch + 1, c.req.epoch);
+  // A client proposes one past the epoch it knows, which is at most ours.
+  if (c.req.epoch > a.block_epoch + 1) return Status::Error(EINVAL, "block epoch from the future");
+  if (a.block_epoch == UINT64_MAX) return Status::Error(EOVERFLOW, "block epochs exhausted");
+  a.block_epoch++;
   RETURN_IF_ERROR(c.t.DropBlocksFrom(a.ino, keep));
   if (size % bs == 0) return Status::OK();
   const uint64_t k = size / bs;

@@ -9,7 +9,10 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <ostream>
 #include <set>
+
+#include "meta/schema.h"
 
 namespace ringfs::meta {
 namespace {
@@ -33,10 +36,12 @@ class NamespaceTest : public ::testing::Test {
     ns_.reset();
     std::filesystem::remove_all(dir_);
   }
-  void Reopen() {
+  void Reopen() { ReopenWithReplicas(wire::kDefaultReplicas); }
+  void ReopenWithReplicas(uint32_t replicas) {
     ns_.reset();
     Namespace::Options o;
     o.dir = dir_;
+    o.replicas = replicas;
     // A clock that ticks one second per reading: every change is visible.
     o.clock = [this] { return wire::Timespec{1000 + ticks_++, 7}; };
     auto r = Namespace::Open(o);
@@ -454,56 +459,651 @@ TEST_F(NamespaceTest, ChangesReportTheDirectoriesTheyChanged) {
   EXPECT_TRUE(p.dirs.empty());
 }
 
-// Replicas that missed writes are recorded with the commit (or truncation)
-// that reports them, listed with the file's attributes, kept across restart
-// and dropped with the file.
-TEST_F(NamespaceTest, StaleReplicasRecordedListedAndPurged) {
-  using wire::StaleReplica;
-  auto f = Create(kRoot, "f");
-  ASSERT_TRUE(f.ok());
-  auto stale_of = [&](uint64_t ino) {
+// --- Block versions (docs/ARCHITECTURE.md, "Replica currency"): the
+// `blocks` and `repair` tables as seen through the Namespace API.
+
+using wire::BlockState;
+using wire::BlockVersion;
+using wire::VersionRun;
+
+BlockVersion V(uint64_t epoch, uint64_t height, uint64_t writer) {
+  return BlockVersion{epoch, height, writer};
+}
+
+}  // namespace
+}  // namespace ringfs::meta
+
+namespace ringfs::wire {
+std::ostream& operator<<(std::ostream& os, const BlockVersion& v) {
+  return os << "{epoch " << v.epoch << ", height " << v.height << ", writer " << v.writer << "}";
+}
+bool operator==(const VersionRun& a, const VersionRun& b) {
+  return a.first == b.first && a.count == b.count && a.version == b.version;
+}
+std::ostream& operator<<(std::ostream& os, const VersionRun& r) {
+  return os << "[" << r.first << " x" << r.count << " " << r.version << "]";
+}
+}  // namespace ringfs::wire
+
+namespace ringfs::meta {
+namespace {
+
+constexpr uint64_t kBs = wire::kBlockSize;
+
+class BlockRecordsTest : public NamespaceTest {
+ protected:
+  // The committed runs an open learns, and where they are complete to.
+  std::vector<VersionRun> OpenRuns(uint64_t ino, uint64_t* end = nullptr) {
     MetaRequest q;
     q.ino = ino;
+    q.opens = 1;
+    q.session = 77;
     MetaReply p;
-    EXPECT_TRUE(R(Op::kGetAttr, q, &p).ok());
-    return p.stale;
-  };
-  EXPECT_TRUE(stale_of(f->ino).empty());
-  MetaRequest c;
-  c.ino = f->ino;
-  c.size = 3 * 4096;
-  c.stale = {{2, 7}, {0, 3}, {2, 7}};  // duplicates collapse
-  ASSERT_TRUE(W(Op::kCommitWrite, c).ok());
-  EXPECT_EQ(stale_of(f->ino), (std::vector<StaleReplica>{{0, 3}, {2, 7}}));
-  MetaRequest t;
-  t.ino = f->ino;
-  t.mask = wire::kSetSize;
-  t.size = 0;
-  t.stale = {{1, 3}};
-  ASSERT_TRUE(W(Op::kSetAttr, t).ok());
-  Reopen();
-  EXPECT_EQ(stale_of(f->ino), (std::vector<StaleReplica>{{0, 3}, {1, 3}, {2, 7}}));
-  // Another file's marks are its own.
+    Status st = R(Op::kGetAttr, q, &p);
+    EXPECT_TRUE(st.ok()) << st.ToString();
+    if (end) *end = p.runs_end;
+    return p.runs;
+  }
+  Status GetBlocks(uint64_t ino, uint64_t cookie, uint32_t max, std::vector<VersionRun>* runs,
+                   uint64_t* end) {
+    MetaRequest q;
+    q.ino = ino;
+    q.cookie = cookie;
+    q.max_entries = max;
+    MetaReply p;
+    Status st = R(Op::kGetBlocks, q, &p);
+    *runs = p.runs;
+    *end = p.runs_end;
+    return st;
+  }
+  Status Commit(uint64_t ino, std::vector<BlockState> blocks, uint64_t size = 0,
+                MetaReply* rep = nullptr) {
+    MetaRequest q;
+    q.ino = ino;
+    q.size = size;
+    q.blocks = std::move(blocks);
+    return W(Op::kCommitWrite, q, rep);
+  }
+  // A truncation to `size` at block epoch `epoch`, with the cut block's
+  // new version(s) in `blocks`.
+  Status Truncate(uint64_t ino, uint64_t size, uint64_t epoch, std::vector<BlockState> blocks = {},
+                  MetaReply* rep = nullptr) {
+    MetaRequest q;
+    q.ino = ino;
+    q.mask = wire::kSetSize;
+    q.size = size;
+    q.epoch = epoch;
+    q.blocks = std::move(blocks);
+    return W(Op::kSetAttr, q, rep);
+  }
+  Status ReportBad(uint64_t ino, uint64_t index, BlockVersion v, uint32_t node) {
+    MetaRequest q;
+    q.ino = ino;
+    q.blocks = {{index, v, {node}}};
+    return W(Op::kReportBadCopy, q);
+  }
+  // The stored record; ENOENT for a hole.
+  Result<BlockRecord> Record(uint64_t ino, uint64_t index) {
+    ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::Read(ns_->env()));
+    return StoreTxn(txn).GetBlock(ino, index);
+  }
+  size_t Count(lmdb::Table t) {
+    auto txn = lmdb::Txn::Read(ns_->env());
+    EXPECT_TRUE(txn.ok());
+    if (!txn.ok()) return 0;
+    auto n = txn->Count(t);
+    EXPECT_TRUE(n.ok());
+    return n.ok() ? *n : 0;
+  }
+  // (ino, index) of every queued repair, in key order.
+  std::vector<std::pair<uint64_t, uint64_t>> Repairs() {
+    std::vector<std::pair<uint64_t, uint64_t>> out;
+    auto items = ns_->PendingRepair(1000);
+    EXPECT_TRUE(items.ok()) << items.status().ToString();
+    if (items.ok())
+      for (const auto& i : *items) out.emplace_back(i.ino, i.index);
+    return out;
+  }
+  uint64_t Epoch(uint64_t ino) {
+    auto a = Get(ino);
+    EXPECT_TRUE(a.ok());
+    return a.ok() ? a->block_epoch : 0;
+  }
+};
+
+using Holders = std::vector<uint32_t>;
+const Holders kThree = {1, 2, 3};
+
+TEST_F(BlockRecordsTest, CommitRecordsVersionsAndAnOpenListsThemAsRuns) {
+  auto f = Create(kRoot, "f");
+  ASSERT_TRUE(f.ok());
+  EXPECT_EQ(f->block_epoch, 0u);
+  uint64_t end = 0;
+  EXPECT_TRUE(OpenRuns(f->ino, &end).empty());
+  EXPECT_EQ(end, UINT64_MAX);
+
+  const BlockVersion a = V(0, 1, 11), b = V(0, 2, 11);
+  MetaReply rep;
+  ASSERT_TRUE(Commit(f->ino,
+                     {{0, a, kThree}, {1, a, kThree}, {2, a, kThree}, {4, a, kThree},
+                      {5, b, kThree}, {6, V(0, 1, 12), kThree}},
+                     7 * kBs, &rep)
+                  .ok());
+  EXPECT_EQ(rep.attr.size, 7 * kBs);
+  // Consecutive equal versions are one run; a hole (3) or another version
+  // (5; 6 differs only in its writer) starts another.
+  const std::vector<VersionRun> all = {
+      {0, 3, a}, {4, 1, a}, {5, 1, b}, {6, 1, V(0, 1, 12)}};
+  EXPECT_EQ(OpenRuns(f->ino, &end), all);
+  EXPECT_EQ(end, UINT64_MAX);
+  auto r = Record(f->ino, 2);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->version, a);
+  EXPECT_EQ(r->holders, kThree);
+  EXPECT_ERRNO(Record(f->ino, 3), ENOENT);
+
+  // A plain getattr (no open) carries no runs.
+  MetaRequest q;
+  q.ino = f->ino;
+  MetaReply p;
+  ASSERT_TRUE(R(Op::kGetAttr, q, &p).ok());
+  EXPECT_TRUE(p.runs.empty());
+  EXPECT_EQ(p.attr.size, 7 * kBs);
+
+  // kGetBlocks from a cookie (a block index), in parts.
+  std::vector<VersionRun> runs;
+  ASSERT_TRUE(GetBlocks(f->ino, 0, 0, &runs, &end).ok());
+  EXPECT_EQ(runs, all);
+  EXPECT_EQ(end, UINT64_MAX);
+  ASSERT_TRUE(GetBlocks(f->ino, 1, 0, &runs, &end).ok());
+  EXPECT_EQ(runs, (std::vector<VersionRun>{{1, 2, a}, {4, 1, a}, {5, 1, b}, {6, 1, V(0, 1, 12)}}));
+  ASSERT_TRUE(GetBlocks(f->ino, 3, 0, &runs, &end).ok());
+  EXPECT_EQ(runs, (std::vector<VersionRun>{{4, 1, a}, {5, 1, b}, {6, 1, V(0, 1, 12)}}));
+  ASSERT_TRUE(GetBlocks(f->ino, 7, 0, &runs, &end).ok());
+  EXPECT_TRUE(runs.empty());
+  EXPECT_EQ(end, UINT64_MAX);
+  ASSERT_TRUE(GetBlocks(f->ino, UINT64_MAX, 0, &runs, &end).ok());
+  EXPECT_TRUE(runs.empty());
+  // At most `max_entries` runs: complete up to runs_end, resumed from there.
+  ASSERT_TRUE(GetBlocks(f->ino, 0, 1, &runs, &end).ok());
+  EXPECT_EQ(runs, (std::vector<VersionRun>{{0, 3, a}}));
+  EXPECT_EQ(end, 4u);
+  ASSERT_TRUE(GetBlocks(f->ino, end, 2, &runs, &end).ok());
+  EXPECT_EQ(runs, (std::vector<VersionRun>{{4, 1, a}, {5, 1, b}}));
+  EXPECT_EQ(end, 6u);
+  ASSERT_TRUE(GetBlocks(f->ino, end, 2, &runs, &end).ok());
+  EXPECT_EQ(runs, (std::vector<VersionRun>{{6, 1, V(0, 1, 12)}}));
+  EXPECT_EQ(end, UINT64_MAX);
+
+  // Another file's records are its own; only regular files have blocks.
   auto g = Create(kRoot, "g");
-  EXPECT_TRUE(stale_of(g->ino).empty());
-  // A reader's report of a bad copy (checksum) is recorded the same way.
-  MetaRequest rs;
-  rs.ino = g->ino;
-  rs.stale = {{5, 2}};
-  ASSERT_TRUE(W(Op::kReportStale, rs).ok());
-  EXPECT_EQ(stale_of(g->ino), (std::vector<StaleReplica>{{5, 2}}));
-  rs.ino = kRoot;
-  EXPECT_ERRNO(W(Op::kReportStale, rs), EISDIR);
-  // A hostile count is refused whole.
-  c.stale.assign((1 << 16) + 1, StaleReplica{9, 9});
-  EXPECT_ERRNO(W(Op::kCommitWrite, c), E2BIG);
-  EXPECT_EQ(stale_of(f->ino).size(), 3u);
-  // Deleting the file deletes its marks.
+  EXPECT_TRUE(OpenRuns(g->ino).empty());
+  auto d = Mkdir(kRoot, "d");
+  EXPECT_ERRNO(GetBlocks(d->ino, 0, 0, &runs, &end), EINVAL);
+  EXPECT_ERRNO(GetBlocks(999, 0, 0, &runs, &end), ENOENT);
+  EXPECT_ERRNO(Commit(d->ino, {{0, a, kThree}}), EISDIR);
+  EXPECT_EQ(Count(lmdb::Table::kBlocks), 6u);
+}
+
+TEST_F(BlockRecordsTest, CommitKeepsTheNewestVersionAndMergesEqualOnes) {
+  auto f = Create(kRoot, "f");
+  ASSERT_TRUE(Commit(f->ino, {{0, V(0, 3, 11), kThree}}).ok());
+  auto holders = [&] {
+    auto r = Record(f->ino, 0);
+    EXPECT_TRUE(r.ok());
+    return r.ok() ? r->holders : Holders{};
+  };
+  auto version = [&] {
+    auto r = Record(f->ino, 0);
+    EXPECT_TRUE(r.ok());
+    return r.ok() ? r->version : BlockVersion{};
+  };
+  // Older (a commit that lost the race) or beside it (the same height by
+  // another writer): the commit succeeds, the record stays.
+  ASSERT_TRUE(Commit(f->ino, {{0, V(0, 2, 11), {4}}}).ok());
+  ASSERT_TRUE(Commit(f->ino, {{0, V(0, 3, 12), {5}}}).ok());
+  EXPECT_EQ(version(), V(0, 3, 11));
+  EXPECT_EQ(holders(), kThree);
+  EXPECT_TRUE(Repairs().empty());
+  // Equal: holders merged, no duplicates.
+  ASSERT_TRUE(Commit(f->ino, {{0, V(0, 3, 11), {3, 4}}}).ok());
+  EXPECT_EQ(holders(), (Holders{1, 2, 3, 4}));
+  ASSERT_TRUE(Commit(f->ino, {{0, V(0, 3, 11), {4, 1}}}).ok());
+  EXPECT_EQ(holders(), (Holders{1, 2, 3, 4}));
+  // Newer: replaces the record, holders and all (too few: repair queued).
+  ASSERT_TRUE(Commit(f->ino, {{0, V(0, 4, 12), {5}}}).ok());
+  EXPECT_EQ(version(), V(0, 4, 12));
+  EXPECT_EQ(holders(), (Holders{5}));
+  EXPECT_EQ(Repairs(), (std::vector<std::pair<uint64_t, uint64_t>>{{f->ino, 0}}));
+  // Two commits of one block in one request: the newest stays, whatever the order.
+  ASSERT_TRUE(Commit(f->ino, {{1, V(0, 2, 11), kThree}, {1, V(0, 1, 11), kThree}}).ok());
+  EXPECT_EQ(Record(f->ino, 1)->version, V(0, 2, 11));
+}
+
+TEST_F(BlockRecordsTest, CommitRefusesVersionsNoClientSends) {
+  auto f = Create(kRoot, "f");
+  ASSERT_TRUE(Commit(f->ino, {{0, V(0, 1, 11), kThree}}, kBs).ok());
+  const Attr before = *Get(f->ino);
+  const BlockVersion bad[] = {
+      V(0, 1, 0),   // no writer
+      V(0, 0, 11),  // height 0: "no block"
+      V(1, 1, 11),  // an epoch the file has not reached
+      BlockVersion{},
+  };
+  for (const BlockVersion& v : bad) {
+    // Refused whole: the valid block beside it is not recorded either, and
+    // neither size nor data_version move.
+    EXPECT_ERRNO(Commit(f->ino, {{1, V(0, 1, 11), kThree}, {2, v, kThree}}, 9 * kBs), EINVAL)
+        << v;
+    EXPECT_ERRNO(Commit(f->ino, {{0, v, kThree}}), EINVAL) << v;
+  }
+  EXPECT_ERRNO(Record(f->ino, 1), ENOENT);
+  EXPECT_ERRNO(Record(f->ino, 2), ENOENT);
+  EXPECT_EQ(Record(f->ino, 0)->version, V(0, 1, 11));
+  const Attr after = *Get(f->ino);
+  EXPECT_EQ(after.size, before.size);
+  EXPECT_EQ(after.data_version, before.data_version);
+  // Too many blocks in one commit: refused whole; the limit itself is fine.
+  std::vector<BlockState> many;
+  for (uint64_t i = 0; i < 8193; i++) many.push_back({i, V(0, 1, 12), kThree});
+  EXPECT_ERRNO(Commit(f->ino, many), E2BIG);
+  EXPECT_EQ(Count(lmdb::Table::kBlocks), 1u);
+  many.pop_back();
+  ASSERT_TRUE(Commit(f->ino, many).ok());
+  EXPECT_EQ(Count(lmdb::Table::kBlocks), 8192u);
+  // Block 0 was at (0, 1) by another writer: that record stays.
+  EXPECT_EQ(OpenRuns(f->ino),
+            (std::vector<VersionRun>{{0, 1, V(0, 1, 11)}, {1, 8191, V(0, 1, 12)}}));
+}
+
+TEST_F(BlockRecordsTest, ShrinkBumpsTheEpochAndDropsTheTail) {
+  auto f = Create(kRoot, "f");
+  std::vector<BlockState> four;
+  for (uint64_t i = 0; i < 4; i++) four.push_back({i, V(0, 1, 11), {1}});  // all need repair
+  ASSERT_TRUE(Commit(f->ino, four, 4 * kBs).ok());
+  EXPECT_EQ(Repairs().size(), 4u);
+  MetaReply rep;
+  ASSERT_TRUE(Truncate(f->ino, 2 * kBs, 0, {}, &rep).ok());  // at a block boundary: no cut
+  EXPECT_EQ(rep.attr.block_epoch, 1u);  // old + 1 beats the request's 0
+  EXPECT_EQ(rep.attr.size, 2 * kBs);
+  EXPECT_EQ(OpenRuns(f->ino), (std::vector<VersionRun>{{0, 2, V(0, 1, 11)}}));
+  EXPECT_EQ(Repairs(), (std::vector<std::pair<uint64_t, uint64_t>>{{f->ino, 0}, {f->ino, 1}}));
+  // A client proposes one past the epoch it knows, never more.
+  EXPECT_ERRNO(Truncate(f->ino, kBs, 5, {}, &rep), EINVAL);
+  ASSERT_TRUE(Truncate(f->ino, kBs, 2, {}, &rep).ok());
+  EXPECT_EQ(rep.attr.block_epoch, 2u);
+  // One that knew an older epoch still moves it forward by one.
+  ASSERT_TRUE(Truncate(f->ino, kBs / 2, 1, {{0, V(3, 2, 11), kThree}}, &rep).ok());
+  EXPECT_EQ(rep.attr.block_epoch, 3u);
+  // The same size or a larger one is no truncation: the epoch stays.
+  ASSERT_TRUE(Truncate(f->ino, kBs / 2, 4, {}, &rep).ok());
+  EXPECT_EQ(rep.attr.block_epoch, 3u);
+  ASSERT_TRUE(Truncate(f->ino, 10 * kBs, 4, {}, &rep).ok());
+  EXPECT_EQ(rep.attr.block_epoch, 3u);
+  EXPECT_EQ(Epoch(f->ino), 3u);
+  // To zero: every record goes.
+  ASSERT_TRUE(Truncate(f->ino, 0, 0, {}, &rep).ok());
+  EXPECT_EQ(rep.attr.block_epoch, 4u);
+  EXPECT_TRUE(OpenRuns(f->ino).empty());
+  EXPECT_EQ(Count(lmdb::Table::kBlocks), 0u);
+  EXPECT_EQ(Count(lmdb::Table::kRepair), 0u);
+}
+
+// A hostile epoch (UINT64_MAX, then one that would wrap) never moves the
+// file's block epoch backwards.
+TEST_F(BlockRecordsTest, TheBlockEpochNeverGoesBackwards) {
+  auto f = Create(kRoot, "f");
+  ASSERT_TRUE(Truncate(f->ino, 10 * kBs, 0).ok());
+  uint64_t prev = Epoch(f->ino), size = 10 * kBs;
+  for (uint64_t e : {UINT64_MAX, uint64_t{0}, uint64_t{3}}) {
+    size -= kBs;                     // each one a real truncation
+    (void)Truncate(f->ino, size, e);  // refused or taken: either way not backwards
+    const uint64_t now = Epoch(f->ino);
+    EXPECT_GE(now, prev) << "after a truncation at epoch " << e;
+    prev = now;
+  }
+}
+
+TEST_F(BlockRecordsTest, ShrinkingAHugeSparseFileIsProportionalToItsRecords) {
+  auto f = Create(kRoot, "f");
+  const uint64_t huge = 1ull << 50;
+  ASSERT_TRUE(Truncate(f->ino, huge, 0).ok());  // a grow: the epoch stays 0
+  const uint64_t last = huge / kBs - 1;
+  ASSERT_TRUE(Commit(f->ino,
+                     {{0, V(0, 1, 11), kThree},
+                      {9, V(0, 1, 11), {1}},
+                      {1ull << 20, V(0, 1, 11), kThree},
+                      {last, V(0, 1, 11), {2}}})
+                  .ok());
+  EXPECT_EQ(OpenRuns(f->ino),
+            (std::vector<VersionRun>{{0, 1, V(0, 1, 11)},
+                                     {9, 1, V(0, 1, 11)},
+                                     {1ull << 20, 1, V(0, 1, 11)},
+                                     {last, 1, V(0, 1, 11)}}));
+  EXPECT_EQ(Count(lmdb::Table::kRepair), 2u);
+  // A cut just below the last block drops only it.
+  ASSERT_TRUE(Truncate(f->ino, last * kBs, 0).ok());
+  EXPECT_ERRNO(Record(f->ino, last), ENOENT);
+  EXPECT_EQ(Count(lmdb::Table::kBlocks), 3u);
+  const auto start = std::chrono::steady_clock::now();
+  MetaReply rep;
+  ASSERT_TRUE(Truncate(f->ino, 0, 0, {}, &rep).ok());
+  const auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_LT(took, std::chrono::seconds(2));  // not a walk over 2^28 indices
+  EXPECT_EQ(rep.attr.size, 0u);
+  EXPECT_TRUE(OpenRuns(f->ino).empty());
+  EXPECT_EQ(Count(lmdb::Table::kBlocks), 0u);
+  EXPECT_EQ(Count(lmdb::Table::kRepair), 0u);
+}
+
+TEST_F(BlockRecordsTest, ACutInsideARecordedBlockNeedsANewerCutVersion) {
+  auto f = Create(kRoot, "f");
+  ASSERT_TRUE(Commit(f->ino, {{0, V(0, 1, 11), kThree}, {1, V(0, 2, 11), kThree},
+                              {2, V(0, 1, 11), kThree}},
+                     3 * kBs)
+                  .ok());
+  const Attr before = *Get(f->ino);
+  const uint64_t size = kBs + 1000;  // inside block 1
+  // Refused (ESTALE): no cut entry, one for another block, one not newer
+  // than the record. Nothing changes: not the size, the epoch or a record.
+  EXPECT_ERRNO(Truncate(f->ino, size, 1), ESTALE);
+  EXPECT_ERRNO(Truncate(f->ino, size, 1, {{0, V(1, 3, 11), kThree}}), ESTALE);
+  EXPECT_ERRNO(Truncate(f->ino, size, 1, {{1, V(0, 2, 11), kThree}}), ESTALE);  // the same
+  EXPECT_ERRNO(Truncate(f->ino, size, 1, {{1, V(0, 1, 11), kThree}}), ESTALE);  // older
+  EXPECT_ERRNO(Truncate(f->ino, size, 1, {{1, V(0, 2, 12), kThree}}), ESTALE);  // beside it
+  // One claiming an epoch beyond the truncation's is not taken either.
+  EXPECT_FALSE(Truncate(f->ino, size, 1, {{1, V(2, 3, 11), kThree}}).ok());
+  const Attr still = *Get(f->ino);
+  EXPECT_EQ(still.size, before.size);
+  EXPECT_EQ(still.block_epoch, 0u);
+  EXPECT_EQ(still.data_version, before.data_version);
+  EXPECT_EQ(OpenRuns(f->ino).size(), 3u);
+  EXPECT_EQ(Record(f->ino, 1)->version, V(0, 2, 11));
+
+  // Newer: recorded, with its holders (too few: repair queued).
+  MetaReply rep;
+  ASSERT_TRUE(Truncate(f->ino, size, 1, {{1, V(1, 3, 11), {1, 2}}}, &rep).ok());
+  EXPECT_EQ(rep.attr.block_epoch, 1u);
+  EXPECT_EQ(rep.attr.size, size);
+  EXPECT_EQ(OpenRuns(f->ino),
+            (std::vector<VersionRun>{{0, 1, V(0, 1, 11)}, {1, 1, V(1, 3, 11)}}));
+  EXPECT_EQ(Record(f->ino, 1)->holders, (Holders{1, 2}));
+  EXPECT_EQ(Repairs(), (std::vector<std::pair<uint64_t, uint64_t>>{{f->ino, 1}}));
+
+  // A cut inside a hole needs no cut entry.
+  ASSERT_TRUE(Truncate(f->ino, 10 * kBs, 0).ok());  // grow: blocks 2.. are holes
+  ASSERT_TRUE(Truncate(f->ino, 5 * kBs + 7, 0, {}, &rep).ok());
+  EXPECT_EQ(rep.attr.block_epoch, 2u);
+  EXPECT_EQ(OpenRuns(f->ino).size(), 2u);
+}
+
+TEST_F(BlockRecordsTest, ABlockWrittenBeforeATruncationIsIgnored) {
+  auto f = Create(kRoot, "f");
+  ASSERT_TRUE(Commit(f->ino, {{0, V(0, 1, 11), kThree}, {3, V(0, 1, 11), kThree}}, 4 * kBs).ok());
+  ASSERT_TRUE(Truncate(f->ino, kBs, 0).ok());
+  ASSERT_EQ(Epoch(f->ino), 1u);
+  // A writer that wrote blocks 2 and 3 at epoch 0 commits late: those
+  // blocks were cut since, so the commit leaves them holes.
+  ASSERT_TRUE(Commit(f->ino, {{2, V(0, 1, 12), kThree}, {3, V(0, 2, 12), kThree}}, 4 * kBs).ok());
+  EXPECT_ERRNO(Record(f->ino, 2), ENOENT);
+  EXPECT_ERRNO(Record(f->ino, 3), ENOENT);
+  // One written in the current epoch is recorded.
+  ASSERT_TRUE(Commit(f->ino, {{2, V(1, 1, 12), kThree}}).ok());
+  EXPECT_EQ(Record(f->ino, 2)->version, V(1, 1, 12));
+  // A block with a record takes an older epoch's version only if newer.
+  ASSERT_TRUE(Commit(f->ino, {{0, V(0, 2, 12), kThree}}).ok());
+  EXPECT_EQ(Record(f->ino, 0)->version, V(0, 2, 12));
+  EXPECT_EQ(OpenRuns(f->ino),
+            (std::vector<VersionRun>{{0, 1, V(0, 2, 12)}, {2, 1, V(1, 1, 12)}}));
+}
+
+TEST_F(BlockRecordsTest, WriteEndCommitsBlocksAndNeverShrinks) {
+  auto f = Create(kRoot, "f");
+  MetaRequest q;
+  q.ino = f->ino;
+  q.mask = wire::kSetWriteEnd | wire::kSetMode;
+  q.mode = 0600;
+  q.size = 2 * kBs;
+  q.blocks = {{0, V(0, 1, 11), kThree}, {1, V(0, 1, 11), kThree}};
+  MetaReply rep;
+  ASSERT_TRUE(W(Op::kSetAttr, q, &rep).ok());
+  EXPECT_EQ(rep.attr.size, 2 * kBs);
+  EXPECT_EQ(rep.attr.mode, static_cast<uint32_t>(S_IFREG | 0600));
+  EXPECT_EQ(rep.attr.data_version, f->data_version + 1);
+  EXPECT_EQ(rep.prev_data_version, f->data_version);
+  EXPECT_EQ(OpenRuns(f->ino), (std::vector<VersionRun>{{0, 2, V(0, 1, 11)}}));
+  // An earlier end: the blocks are committed, the size stays.
+  q.mask = wire::kSetWriteEnd;
+  q.size = 100;
+  q.blocks = {{0, V(0, 2, 11), kThree}};
+  ASSERT_TRUE(W(Op::kSetAttr, q, &rep).ok());
+  EXPECT_EQ(rep.attr.size, 2 * kBs);
+  EXPECT_EQ(rep.attr.block_epoch, 0u);
+  EXPECT_EQ(OpenRuns(f->ino),
+            (std::vector<VersionRun>{{0, 1, V(0, 2, 11)}, {1, 1, V(0, 1, 11)}}));
+  // The same rules as a commit.
+  q.blocks = {{0, V(0, 2, 0), kThree}};
+  EXPECT_ERRNO(W(Op::kSetAttr, q), EINVAL);
+  q.blocks.assign(8193, {0, V(0, 3, 11), kThree});
+  EXPECT_ERRNO(W(Op::kSetAttr, q), E2BIG);
+  // A size and a write end in one change: refused.
+  q.blocks = {{0, V(0, 3, 11), kThree}};
+  q.mask = wire::kSetWriteEnd | wire::kSetSize;
+  q.size = 0;
+  EXPECT_ERRNO(W(Op::kSetAttr, q), EINVAL);
+  // Block versions with neither: refused.
+  q.mask = wire::kSetMode;
+  EXPECT_ERRNO(W(Op::kSetAttr, q), EINVAL);
+  EXPECT_EQ(Get(f->ino)->size, 2 * kBs);
+  EXPECT_EQ(Record(f->ino, 0)->version, V(0, 2, 11));
+  // Only for regular files.
+  auto d = Mkdir(kRoot, "d");
+  q.ino = d->ino;
+  q.mask = wire::kSetWriteEnd;
+  q.blocks.clear();
+  EXPECT_ERRNO(W(Op::kSetAttr, q), EISDIR);
+}
+
+TEST_F(BlockRecordsTest, RepliesCarryThePreviousDataVersion) {
+  auto f = Create(kRoot, "f");
+  const uint64_t dv = f->data_version;
+  MetaReply rep;
+  ASSERT_TRUE(Commit(f->ino, {{0, V(0, 1, 11), kThree}}, 10, &rep).ok());
+  EXPECT_EQ(rep.prev_data_version, dv);
+  EXPECT_EQ(rep.attr.data_version, dv + 1);
+  ASSERT_TRUE(Truncate(f->ino, 5, 0, {{0, V(1, 2, 11), kThree}}, &rep).ok());
+  EXPECT_EQ(rep.prev_data_version, dv + 1);
+  EXPECT_EQ(rep.attr.data_version, dv + 2);
+  MetaRequest q;
+  q.ino = f->ino;
+  q.mask = wire::kSetMode;
+  q.mode = 0600;
+  ASSERT_TRUE(W(Op::kSetAttr, q, &rep).ok());
+  EXPECT_EQ(rep.prev_data_version, dv + 2);
+  EXPECT_EQ(rep.attr.data_version, dv + 2);  // not a data change
+}
+
+TEST_F(BlockRecordsTest, ABadCopyReportDropsTheHolderAndQueuesRepair) {
+  auto f = Create(kRoot, "f");
+  ASSERT_TRUE(Commit(f->ino, {{0, V(0, 2, 11), kThree}, {1, V(0, 1, 11), kThree}}).ok());
+  EXPECT_TRUE(Repairs().empty());
+  // Another version than the record's: the copy was rewritten since.
+  ASSERT_TRUE(ReportBad(f->ino, 0, V(0, 1, 11), 2).ok());
+  ASSERT_TRUE(ReportBad(f->ino, 0, V(0, 2, 12), 2).ok());
+  EXPECT_EQ(Record(f->ino, 0)->holders, kThree);
+  EXPECT_TRUE(Repairs().empty());
+  // A hole: nothing to do.
+  ASSERT_TRUE(ReportBad(f->ino, 7, V(0, 1, 11), 2).ok());
+  EXPECT_ERRNO(Record(f->ino, 7), ENOENT);
+  // The version recorded: the node is no holder any more, repair is queued.
+  ASSERT_TRUE(ReportBad(f->ino, 0, V(0, 2, 11), 2).ok());
+  EXPECT_EQ(Record(f->ino, 0)->holders, (Holders{1, 3}));
+  EXPECT_EQ(Record(f->ino, 0)->version, V(0, 2, 11));
+  auto items = ns_->PendingRepair(10);
+  ASSERT_TRUE(items.ok());
+  ASSERT_EQ(items->size(), 1u);
+  EXPECT_EQ((*items)[0].ino, f->ino);
+  EXPECT_EQ((*items)[0].index, 0u);
+  EXPECT_TRUE((*items)[0].exists);
+  EXPECT_EQ((*items)[0].record.version, V(0, 2, 11));
+  EXPECT_EQ((*items)[0].record.holders, (Holders{1, 3}));
+  EXPECT_EQ(Record(f->ino, 1)->holders, kThree);  // the other block untouched
+  // One block and one node per report.
+  MetaRequest q;
+  q.ino = f->ino;
+  EXPECT_ERRNO(W(Op::kReportBadCopy, q), EINVAL);
+  q.blocks = {{0, V(0, 2, 11), {1, 3}}};
+  EXPECT_ERRNO(W(Op::kReportBadCopy, q), EINVAL);
+  q.blocks = {{0, V(0, 2, 11), {}}};
+  EXPECT_ERRNO(W(Op::kReportBadCopy, q), EINVAL);
+  q.blocks = {{0, V(0, 2, 11), {1}}, {1, V(0, 1, 11), {1}}};
+  EXPECT_ERRNO(W(Op::kReportBadCopy, q), EINVAL);
+  EXPECT_EQ(Record(f->ino, 0)->holders, (Holders{1, 3}));
+  auto d = Mkdir(kRoot, "d");
+  EXPECT_ERRNO(ReportBad(d->ino, 0, V(0, 1, 11), 1), EISDIR);
+  EXPECT_ERRNO(ReportBad(999, 0, V(0, 1, 11), 1), ENOENT);
+}
+
+TEST_F(BlockRecordsTest, TooFewHoldersQueueRepair) {
+  auto f = Create(kRoot, "f");
+  ASSERT_TRUE(Commit(f->ino, {{0, V(0, 1, 11), kThree},
+                              {1, V(0, 1, 11), {1, 2}},
+                              {2, V(0, 1, 11), {}},
+                              {3, V(0, 1, 11), {1, 2, 3, 4}}})
+                  .ok());
+  EXPECT_EQ(Repairs(), (std::vector<std::pair<uint64_t, uint64_t>>{{f->ino, 1}, {f->ino, 2}}));
+  // PutBlock itself, with the service's replica count.
+  {
+    auto txn = lmdb::Txn::Write(ns_->env());
+    ASSERT_TRUE(txn.ok());
+    StoreTxn t(*txn);
+    ASSERT_TRUE(t.PutBlock(f->ino, 5, {V(0, 1, 11), {7}}, 3).ok());
+    ASSERT_TRUE(t.PutBlock(f->ino, 6, {V(0, 1, 11), {7, 8}}, 2).ok());
+    ASSERT_TRUE(txn->Commit().ok());
+  }
+  EXPECT_EQ(Repairs(), (std::vector<std::pair<uint64_t, uint64_t>>{
+                           {f->ino, 1}, {f->ino, 2}, {f->ino, 5}}));
+  // Paging: from a key on, at most `max`.
+  auto page = ns_->PendingRepair(1, f->ino, 2);
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->size(), 1u);
+  EXPECT_EQ((*page)[0].index, 2u);
+  // A service keeping two copies is content with two holders.
+  auto g = Create(kRoot, "g");
+  ReopenWithReplicas(2);
+  ASSERT_TRUE(Commit(g->ino, {{0, V(0, 1, 11), {1, 2}}, {1, V(0, 1, 11), {1}}}).ok());
+  EXPECT_EQ(Repairs(), (std::vector<std::pair<uint64_t, uint64_t>>{
+                           {f->ino, 1}, {f->ino, 2}, {f->ino, 5}, {g->ino, 1}}));
+}
+
+// One node named three times in a commit is one copy: repair is queued.
+TEST_F(BlockRecordsTest, DuplicateHoldersAreNotCopies) {
+  auto f = Create(kRoot, "f");
+  // One node named three times is one copy: still needs repair.
+  ASSERT_TRUE(Commit(f->ino, {{0, V(0, 1, 11), {4, 4, 4}}}).ok());
+  EXPECT_EQ(Repairs(), (std::vector<std::pair<uint64_t, uint64_t>>{{f->ino, 0}}));
+  EXPECT_EQ(Record(f->ino, 0)->holders, (Holders{4}));
+}
+
+TEST_F(BlockRecordsTest, AddHolderAndDoneRepairOnlyForTheVersionRepaired) {
+  auto f = Create(kRoot, "f");
+  ASSERT_TRUE(Commit(f->ino, {{0, V(0, 1, 11), {1}}, {1, V(0, 1, 11), {1}}}, 2 * kBs).ok());
+  // The version repaired was overwritten since: no holder added.
+  ASSERT_TRUE(ns_->AddHolder(f->ino, 0, V(0, 0, 11), 2).ok());
+  ASSERT_TRUE(ns_->AddHolder(f->ino, 0, V(0, 1, 12), 2).ok());
+  EXPECT_EQ(Record(f->ino, 0)->holders, (Holders{1}));
+  // The version recorded: added, once.
+  ASSERT_TRUE(ns_->AddHolder(f->ino, 0, V(0, 1, 11), 2).ok());
+  ASSERT_TRUE(ns_->AddHolder(f->ino, 0, V(0, 1, 11), 2).ok());
+  ASSERT_TRUE(ns_->AddHolder(f->ino, 0, V(0, 1, 11), 1).ok());
+  EXPECT_EQ(Record(f->ino, 0)->holders, (Holders{1, 2}));
+  // A hole: nothing, no error.
+  ASSERT_TRUE(ns_->AddHolder(f->ino, 9, V(0, 1, 11), 2).ok());
+  EXPECT_ERRNO(Record(f->ino, 9), ENOENT);
+
+  // DoneRepair: kept while the version is another (or not given) ...
+  const BlockVersion other = V(0, 1, 12), cur = V(0, 1, 11);
+  ASSERT_TRUE(ns_->DoneRepair(f->ino, 0, &other).ok());
+  ASSERT_TRUE(ns_->DoneRepair(f->ino, 0, nullptr).ok());
+  EXPECT_EQ(Repairs(), (std::vector<std::pair<uint64_t, uint64_t>>{{f->ino, 0}, {f->ino, 1}}));
+  // ... dropped when it still matches ...
+  ASSERT_TRUE(ns_->DoneRepair(f->ino, 0, &cur).ok());
+  EXPECT_EQ(Repairs(), (std::vector<std::pair<uint64_t, uint64_t>>{{f->ino, 1}}));
+  EXPECT_EQ(Record(f->ino, 0)->holders, (Holders{1, 2}));  // the record stays
+  // ... a commit since queued a newer version: that one stays queued.
+  ASSERT_TRUE(Commit(f->ino, {{1, V(0, 2, 12), {1}}}).ok());
+  ASSERT_TRUE(ns_->DoneRepair(f->ino, 1, &cur).ok());
+  EXPECT_EQ(Repairs(), (std::vector<std::pair<uint64_t, uint64_t>>{{f->ino, 1}}));
+  // ... and dropped when the block is gone (a stale entry cannot remain:
+  // truncation drops it too, so plant one directly).
+  {
+    auto txn = lmdb::Txn::Write(ns_->env());
+    ASSERT_TRUE(txn.ok());
+    ASSERT_TRUE(txn->Put(lmdb::Table::kRepair, schema::BlockKey(f->ino, 4), {}).ok());
+    ASSERT_TRUE(txn->Put(lmdb::Table::kRepair, schema::BlockKey(f->ino, 5), {}).ok());
+    ASSERT_TRUE(txn->Commit().ok());
+  }
+  auto items = ns_->PendingRepair(10, f->ino, 4);
+  ASSERT_TRUE(items.ok());
+  ASSERT_EQ(items->size(), 2u);
+  EXPECT_FALSE((*items)[0].exists);
+  ASSERT_TRUE(ns_->DoneRepair(f->ino, 4, nullptr).ok());
+  ASSERT_TRUE(ns_->DoneRepair(f->ino, 5, &cur).ok());
+  EXPECT_EQ(Repairs(), (std::vector<std::pair<uint64_t, uint64_t>>{{f->ino, 1}}));
+  // Truncation drops the repair entries of the blocks it removes.
+  ASSERT_TRUE(Truncate(f->ino, kBs, 0).ok());
+  EXPECT_TRUE(Repairs().empty());
+  // Nothing to drop: fine.
+  ASSERT_TRUE(ns_->DoneRepair(f->ino, 3, nullptr).ok());
+  ASSERT_TRUE(ns_->DoneRepair(777, 0, &cur).ok());
+}
+
+TEST_F(BlockRecordsTest, RecordsSurviveReopen) {
+  auto f = Create(kRoot, "f");
+  ASSERT_TRUE(Commit(f->ino, {{0, V(0, 1, 11), kThree}, {1, V(0, 1, 11), kThree},
+                              {3, V(0, 2, 11), {5}}},
+                     4 * kBs)
+                  .ok());
+  ASSERT_TRUE(Truncate(f->ino, 3 * kBs + 10, 1, {{3, V(1, 3, 11), {5, 6}}}).ok());
+  const std::vector<VersionRun> runs = OpenRuns(f->ino);
+  ASSERT_EQ(runs.size(), 2u);
+  Reopen();
+  EXPECT_EQ(OpenRuns(f->ino), runs);
+  EXPECT_EQ(Epoch(f->ino), 1u);
+  EXPECT_EQ(Record(f->ino, 3)->holders, (Holders{5, 6}));
+  EXPECT_EQ(Repairs(), (std::vector<std::pair<uint64_t, uint64_t>>{{f->ino, 3}}));
+  // The rules go on from what was stored.
+  ASSERT_TRUE(Commit(f->ino, {{3, V(1, 3, 11), {7}}}).ok());
+  EXPECT_EQ(Record(f->ino, 3)->holders, (Holders{5, 6, 7}));
+  EXPECT_ERRNO(Commit(f->ino, {{3, V(2, 4, 11), {7}}}), EINVAL);
+}
+
+TEST_F(BlockRecordsTest, ReclaimingAFileDropsItsRecordsAndRepairs) {
+  auto f = Create(kRoot, "f");
+  auto g = Create(kRoot, "g");
+  ASSERT_TRUE(Commit(f->ino, {{0, V(0, 1, 11), kThree}, {1, V(0, 1, 11), {1}},
+                              {1ull << 30, V(0, 1, 11), {}}})
+                  .ok());
+  ASSERT_TRUE(Commit(g->ino, {{0, V(0, 1, 12), kThree}, {2, V(0, 1, 12), {2}}}).ok());
+  EXPECT_EQ(Count(lmdb::Table::kBlocks), 5u);
+  EXPECT_EQ(Count(lmdb::Table::kRepair), 3u);
+  // Unlinked but perhaps still open: everything stays.
   ASSERT_TRUE(Remove(Op::kUnlink, kRoot, "f").ok());
+  EXPECT_EQ(OpenRuns(f->ino),
+            (std::vector<VersionRun>{{0, 2, V(0, 1, 11)}, {1ull << 30, 1, V(0, 1, 11)}}));
+  EXPECT_EQ(Count(lmdb::Table::kBlocks), 5u);
   ASSERT_TRUE(Reclaim(f->ino).ok());
-  auto txn = lmdb::Txn::Read(ns_->env());
-  ASSERT_TRUE(txn.ok());
-  EXPECT_EQ(txn->Count(lmdb::Table::kStale).value(), 1u);  // only g's is left
+  EXPECT_EQ(Count(lmdb::Table::kBlocks), 2u);  // only g's are left
+  EXPECT_EQ(Count(lmdb::Table::kRepair), 1u);
+  EXPECT_EQ(Repairs(), (std::vector<std::pair<uint64_t, uint64_t>>{{g->ino, 2}}));
+  EXPECT_EQ(OpenRuns(g->ino).size(), 2u);
+  // Replacing a file by rename orphans it the same way.
+  auto h = Create(kRoot, "h");
+  ASSERT_TRUE(Commit(h->ino, {{0, V(0, 1, 13), {1}}}).ok());
+  ASSERT_TRUE(Rename(kRoot, "g", kRoot, "h").ok());
+  ASSERT_TRUE(Reclaim(h->ino).ok());
+  EXPECT_EQ(Count(lmdb::Table::kBlocks), 2u);
+  EXPECT_EQ(Count(lmdb::Table::kRepair), 1u);
 }
 
 TEST_F(NamespaceTest, RenameOverExistingTargets) {

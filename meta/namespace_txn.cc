@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <bit>
 #include <cstring>
 
@@ -291,9 +292,12 @@ Result<BlockRecord> StoreTxn::GetBlock(uint64_t ino, uint64_t index) const {
 
 Status StoreTxn::PutBlock(uint64_t ino, uint64_t index, const BlockRecord& r, uint32_t replicas) {
   if (r.holders.size() > kMaxHolders) return Status::Error(EINVAL, "too many holders");
+  BlockRecord rec = r;  // a node listed twice is one copy
+  std::sort(rec.holders.begin(), rec.holders.end());
+  rec.holders.erase(std::unique(rec.holders.begin(), rec.holders.end()), rec.holders.end());
   const std::string key = schema::BlockKey(ino, index);
-  RETURN_IF_ERROR(txn_.Put(Table::kBlocks, key, PackBlock(r)));
-  if (r.holders.size() < replicas) return txn_.Put(Table::kRepair, key, {});
+  RETURN_IF_ERROR(txn_.Put(Table::kBlocks, key, PackBlock(rec)));
+  if (rec.holders.size() < replicas) return txn_.Put(Table::kRepair, key, {});
   return Status::OK();
 }
 
