@@ -32,10 +32,11 @@ Status ForEachBlock(uint64_t off, size_t size, Fn&& fn) {
 }  // namespace
 
 DataPath::DataPath(blockd::Client& blocks, const Options& opts, uint64_t session,
-                   VersionSource committed)
+                   VersionSource committed, RunSource runs)
     : blocks_(blocks),
       session_(session),
       committed_(std::move(committed)),
+      runs_(std::move(runs)),
       opts_(opts),
       cache_(opts.cache_bytes),
       uploads_(opts.upload_threads),
@@ -282,16 +283,23 @@ void DataPath::FinishTruncate(const std::shared_ptr<Inode>& inode, const Truncat
 // ------------------------------------------------------------------- reads
 
 Result<wire::BlockVersion> DataPath::Expected(const std::shared_ptr<Inode>& inode, uint64_t index) {
-  {
+  while (true) {
+    uint64_t from;
+    {
+      std::lock_guard<std::mutex> lock(inode->mu);
+      if (index < inode->versions_end) return inode->ExpectedLocked(index);
+      from = inode->versions_end;
+    }
+    // The next part of the file's versions, from where this client's view ends.
+    std::vector<wire::VersionRun> runs;
+    uint64_t end = UINT64_MAX, epoch = 0;
+    RETURN_IF_ERROR(runs_(inode->ino, from, &runs, &end, &epoch));
     std::lock_guard<std::mutex> lock(inode->mu);
-    if (index < inode->versions_end) return inode->ExpectedLocked(index);
+    if (inode->versions_end == from) {
+      if (end <= from) end = UINT64_MAX;  // no progress: take it as complete
+      inode->LearnVersionsLocked(runs, from, end, epoch);
+    }
   }
-  auto now = committed_(inode->ino, index);
-  if (!now.ok()) return now.status();
-  std::lock_guard<std::mutex> lock(inode->mu);
-  inode->block_epoch = std::max(inode->block_epoch, now->epoch);
-  if (!inode->uncommitted.count(index)) inode->SetVersionLocked(index, now->version);
-  return inode->ExpectedLocked(index);
 }
 
 // Reads at the expected version. When no replica holds it: if the metadata

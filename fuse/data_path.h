@@ -36,7 +36,13 @@ class DataPath {
     uint64_t epoch = 0;
   };
   using VersionSource = std::function<Result<Committed>(uint64_t ino, uint64_t index)>;
-  DataPath(blockd::Client& blocks, const Options& opts, uint64_t session, VersionSource committed);
+  // The committed versions from block `from` on, complete up to `*end`
+  // (for files whose versions did not all fit in the open's reply).
+  using RunSource = std::function<Status(uint64_t ino, uint64_t from,
+                                         std::vector<wire::VersionRun>* runs, uint64_t* end,
+                                         uint64_t* epoch)>;
+  DataPath(blockd::Client& blocks, const Options& opts, uint64_t session, VersionSource committed,
+           RunSource runs);
 
   // Buffers a write; blocks that fill up start uploading at once. Waits only
   // when too many bytes are in flight.
@@ -84,6 +90,7 @@ class DataPath {
   blockd::Client& blocks_;
   const uint64_t session_;
   VersionSource committed_;
+  RunSource runs_;
   const Options& opts_;
   BlockCache cache_;
   ThreadPool uploads_;

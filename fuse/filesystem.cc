@@ -33,8 +33,21 @@ void Filesystem::Start() {
     LOG_WARN("ino %lu block %lu on node %u failed its checksum; reported: %s", (unsigned long)ino,
              (unsigned long)index, node, st.ToString().c_str());
   });
-  data_ = std::make_unique<DataPath>(blocks_, opts_, session_,
-                                     [this](uint64_t ino, uint64_t index) { return Committed(ino, index); });
+  data_ = std::make_unique<DataPath>(
+      blocks_, opts_, session_,
+      [this](uint64_t ino, uint64_t index) { return Committed(ino, index); },
+      [this](uint64_t ino, uint64_t from, std::vector<wire::VersionRun>* runs, uint64_t* end,
+             uint64_t* epoch) {
+        wire::MetaRequest req;
+        req.ino = ino;
+        req.cookie = from;
+        wire::MetaReply rep;
+        RETURN_IF_ERROR(meta_->Call(wire::Op::kGetBlocks, req, &rep));
+        *runs = std::move(rep.runs);
+        *end = rep.runs_end;
+        *epoch = rep.attr.block_epoch;
+        return Status::OK();
+      });
   background_ = std::make_unique<ThreadPool>(1);
   map_thread_ = std::thread([this] { RefreshMapLoop(); });
 }
