@@ -66,15 +66,22 @@ bool Client::Alive(uint32_t id) const {
 }
 
 Result<rpc::Message> Client::WaitWhileAlive(rpc::Pending& call, uint32_t id,
-                                            std::chrono::steady_clock::time_point start) {
+                                            std::chrono::steady_clock::time_point start,
+                                            const std::function<rpc::Pending()>& resend) {
   using std::chrono::milliseconds;
+  auto sent = start;
   while (!call.Poll(200)) {
-    const auto waited = std::chrono::steady_clock::now() - start;
-    if (waited < milliseconds(opts_.timeout_ms)) continue;
+    const auto now = std::chrono::steady_clock::now();
+    if (now - sent < milliseconds(opts_.timeout_ms)) continue;
     // The map is re-read every second and marks a node down 3 s after its
     // last heartbeat, so a dead or stopped node is given up on at about
     // `timeout_ms`; a live one gets until `slow_write_ms`.
-    if (waited >= milliseconds(opts_.slow_write_ms) || !Alive(id)) return call.Wait(0);
+    if (now - start >= milliseconds(opts_.slow_write_ms) || !Alive(id)) return call.Wait(0);
+    // Alive but silent: perhaps restarted since (the request died with the
+    // old process). Asking again is safe: a versioned write that already
+    // landed is answered with the version it made.
+    call = resend();
+    sent = now;
   }
   return call.Wait(opts_.timeout_ms);
 }
@@ -121,11 +128,15 @@ Status Client::Write(uint64_t ino, uint64_t index, uint32_t offset,
   Status first_error;
   const auto start = std::chrono::steady_clock::now();
   for (size_t i = 0; i < calls.size(); i++) {
-    auto r = WaitWhileAlive(calls[i], targets[i], start);
+    auto r = WaitWhileAlive(calls[i], targets[i], start, [&, id = targets[i]] {
+      zmq::message_t data = rpc::ShareBytes(buf, buf_offset, len);
+      return p->nodes.at(id).channel->Start(wire::Op::kBlockWrite, body, &data, opts_.timeout_ms);
+    });
     wire::BlockReply rep;
     if (r.ok()) {
       Status st = r->DecodeBody(rep);
-      if (st.ok() && !rep.refused) {
+      // Refused because it holds this very version: an earlier send landed.
+      if (st.ok() && (!rep.refused || rep.version == next)) {
         out->acked.push_back(targets[i]);
         continue;
       }

@@ -95,8 +95,10 @@ class Client {
   BadCopyHandler on_bad_copy_;
   bool Alive(uint32_t id) const;  // as the current cluster map says
   // Waits for a write's reply; see ClientOptions::slow_write_ms.
+  // Re-sends (`resend`) every `timeout_ms` while the node looks alive.
   Result<rpc::Message> WaitWhileAlive(rpc::Pending& call, uint32_t id,
-                                      std::chrono::steady_clock::time_point start);
+                                      std::chrono::steady_clock::time_point start,
+                                      const std::function<rpc::Pending()>& resend);
   struct Node {
     wire::NodeInfo info;
     std::shared_ptr<rpc::Channel> channel;

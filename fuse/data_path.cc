@@ -45,10 +45,10 @@ DataPath::DataPath(blockd::Client& blocks, const Options& opts, uint64_t session
 // ------------------------------------------------------------------ writes
 
 Status DataPath::Write(const std::shared_ptr<Inode>& inode, uint64_t off, const char* buf,
-                       size_t size) {
+                       size_t size, const OpenFile* file) {
   {
     std::lock_guard<std::mutex> lock(inode->mu);
-    if (!inode->write_error.ok()) return inode->write_error;
+    if (file && inode->error_seq > file->seen_error) return inode->last_error;
     Status st = ForEachBlock(off, size, [&](uint64_t index, uint32_t boff, size_t n, size_t done) {
       auto it = inode->dirty.find(index);
       if (it != inode->dirty.end()) {
@@ -172,7 +172,8 @@ void DataPath::Drain(std::shared_ptr<Inode> inode, uint64_t index) {
       LOG_WARN("upload ino %lu block %lu: %s", (unsigned long)inode->ino, (unsigned long)index,
                st.ToString().c_str());
       std::lock_guard<std::mutex> lock(inode->mu);
-      if (inode->write_error.ok()) inode->write_error = st;
+      inode->error_seq++;
+      inode->last_error = st;
     }
     {
       std::lock_guard<std::mutex> lock(room_mu_);
@@ -187,19 +188,21 @@ void DataPath::WaitForRoom() {
   room_cv_.wait(lock, [&] { return inflight_ <= opts_.inflight_bytes; });
 }
 
-Status DataPath::Flush(const std::shared_ptr<Inode>& inode) {
+Status DataPath::Flush(const std::shared_ptr<Inode>& inode, OpenFile* file) {
   std::unique_lock<std::mutex> lock(inode->mu);
+  const uint64_t before = inode->error_seq;
   auto dirty = std::move(inode->dirty);
   inode->dirty.clear();
   for (auto& [index, ext] : dirty) SubmitLocked(inode, index, std::move(ext));
   inode->idle.wait(lock, [&] { return inode->uploading.empty(); });
-  Status st = inode->write_error;
-  inode->write_error = Status::OK();
-  return st;
+  const uint64_t seen = file ? file->seen_error : before;
+  if (inode->error_seq == seen) return Status::OK();
+  if (file) file->seen_error = inode->error_seq;
+  return inode->last_error;
 }
 
-Status DataPath::Sync(const std::shared_ptr<Inode>& inode) {
-  RETURN_IF_ERROR(Flush(inode));
+Status DataPath::Sync(const std::shared_ptr<Inode>& inode, OpenFile* file) {
+  RETURN_IF_ERROR(Flush(inode, file));
   std::map<uint64_t, Inode::Unsynced> todo;
   {
     std::lock_guard<std::mutex> lock(inode->mu);

@@ -46,13 +46,17 @@ class DataPath {
 
   // Buffers a write; blocks that fill up start uploading at once. Waits only
   // when too many bytes are in flight.
-  Status Write(const std::shared_ptr<Inode>& inode, uint64_t off, const char* buf, size_t size);
+  // Fails with an upload error `file` has not reported yet.
+  Status Write(const std::shared_ptr<Inode>& inode, uint64_t off, const char* buf, size_t size,
+               const OpenFile* file = nullptr);
   // Uploads everything buffered and waits until all replicas acknowledged.
-  Status Flush(const std::shared_ptr<Inode>& inode);
+  // Fails with any upload error `file` has not reported yet (and marks it
+  // reported); with no file, with any that happened during this flush.
+  Status Flush(const std::shared_ptr<Inode>& inode, OpenFile* file = nullptr);
   // Flush, then make every block written before the call durable on its
   // holders (a quorum of them at least); concurrent callers each wait for
   // what they need.
-  Status Sync(const std::shared_ptr<Inode>& inode);
+  Status Sync(const std::shared_ptr<Inode>& inode, OpenFile* file = nullptr);
   // Reads [off, off+size) of a file of `file_size` bytes.
   Result<ReadReply> Read(const std::shared_ptr<Inode>& inode, uint64_t off, size_t size,
                            uint64_t file_size);

@@ -328,8 +328,8 @@ void Filesystem::NoteClosed(uint64_t ino) {
 
 // A failed flush publishes no size (bytes up to it are not all written),
 // but the blocks that were written are still recorded at their versions.
-Status Filesystem::FlushAndCommit(const std::shared_ptr<Inode>& inode) {
-  Status st = data_->Flush(inode);
+Status Filesystem::FlushAndCommit(const std::shared_ptr<Inode>& inode, OpenFile* file) {
+  Status st = data_->Flush(inode, file);
   Status commit = CommitWrites(inode, st.ok());
   return st.ok() ? commit : st;
 }

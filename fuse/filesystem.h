@@ -80,7 +80,7 @@ class Filesystem {
   // receives the new attributes.
   Status Truncate(const std::shared_ptr<Inode>& inode, uint64_t size, wire::Attr* attr);
   // Flush + commit: what close() waits for.
-  Status FlushAndCommit(const std::shared_ptr<Inode>& inode);
+  Status FlushAndCommit(const std::shared_ptr<Inode>& inode, OpenFile* file = nullptr);
 
  private:
   void RefreshMapLoop();

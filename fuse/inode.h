@@ -30,6 +30,11 @@ struct Upload {
   std::shared_ptr<const std::string> data;
 };
 
+// One open of a file (fuse_file_info::fh).
+struct OpenFile {
+  uint64_t seen_error = 0;  // Inode::error_seq already reported through it
+};
+
 struct Inode {
   explicit Inode(uint64_t i) : ino(i) {}
   const uint64_t ino;
@@ -55,7 +60,11 @@ struct Inode {
   std::set<uint64_t> uploading;                    // blocks with a drain task running
   uint64_t write_end = 0;  // end of the furthest byte written since the last commit
   bool wrote = false;      // written since the last commit
-  Status write_error;      // first failed upload since the last flush
+  // Failed uploads, counted: each open file remembers the count it has
+  // reported (OpenFile), so every flush and fsync that covers a failure
+  // reports it, once per descriptor (as Linux's errseq does).
+  uint64_t error_seq = 0;
+  Status last_error;
   uint64_t next_read = 0;            // sequential-read detection
   // The kernel asks for security.capability before every write; remember a
   // "none" answer while the file is open instead of asking each time.

@@ -10,6 +10,12 @@ namespace {
 
 using wire::Op;
 
+uint64_t NewOpenFile(const std::shared_ptr<Inode>& inode) {
+  std::lock_guard<std::mutex> lock(inode->mu);
+  return reinterpret_cast<uint64_t>(new OpenFile{inode->error_seq});
+}
+OpenFile* FileOf(fuse_file_info* fi) { return reinterpret_cast<OpenFile*>(fi->fh); }
+
 // Records an open of `inode` whose current metadata is `fresh`; returns
 // whether the kernel's page cache may be kept.
 // `runs` (up to `runs_end`) are the file's committed block versions.
@@ -62,8 +68,9 @@ void DoOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   }
   fi->keep_cache = truncated ? NoteOpen(fs, inode, r.attr)
                              : NoteOpen(fs, inode, r.attr, r.runs, r.runs_end);
-  fi->fh = 0;
+  fi->fh = NewOpenFile(inode);
   if (fuse_reply_open(req, fi) != 0) {  // interrupted: no release will follow
+    delete FileOf(fi);
     {
       std::lock_guard<std::mutex> lock(inode->mu);
       inode->open_count--;
@@ -88,8 +95,9 @@ void DoCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
   auto inode = fs->Get(r.attr.ino);
   NoteOpen(fs, inode, r.attr);
   fi->keep_cache = 1;
-  fi->fh = 0;
+  fi->fh = NewOpenFile(inode);
   if (fuse_reply_create(req, &e, fi) != 0) {
+    delete FileOf(fi);
     {
       std::lock_guard<std::mutex> lock(inode->mu);
       inode->open_count--;
@@ -113,29 +121,30 @@ void DoRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_in
 }
 
 void DoWrite(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off,
-             fuse_file_info*) {
+             fuse_file_info* fi) {
   Filesystem* fs = Fs(req);
   auto inode = fs->Get(ino);
-  Status st = fs->data().Write(inode, static_cast<uint64_t>(off), buf, size);
+  Status st = fs->data().Write(inode, static_cast<uint64_t>(off), buf, size, FileOf(fi));
   if (!st.ok()) return ReplyStatus(req, st);
   fuse_reply_write(req, size);
 }
 
-void DoFlush(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+void DoFlush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Filesystem* fs = Fs(req);
   auto inode = fs->Find(ino);
   if (!inode) return (void)fuse_reply_err(req, 0);
-  ReplyStatus(req, fs->FlushAndCommit(inode));
+  ReplyStatus(req, fs->FlushAndCommit(inode, FileOf(fi)));
 }
 
-void DoRelease(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+void DoRelease(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Filesystem* fs = Fs(req);
+  std::unique_ptr<OpenFile> file(FileOf(fi));
   auto inode = fs->Find(ino);
   if (!inode) {
     fs->NoteClosed(ino);
     return (void)fuse_reply_err(req, 0);
   }
-  Status st = fs->FlushAndCommit(inode);  // normally already done by flush
+  Status st = fs->FlushAndCommit(inode, file.get());  // normally already done by flush
   auto session = fs->SessionGuard();
   {
     std::lock_guard<std::mutex> lock(inode->mu);
@@ -146,10 +155,10 @@ void DoRelease(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
   ReplyStatus(req, st);
 }
 
-void DoFsync(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info*) {
+void DoFsync(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info* fi) {
   Filesystem* fs = Fs(req);
   auto inode = fs->Get(ino);
-  Status st = fs->data().Sync(inode);
+  Status st = fs->data().Sync(inode, FileOf(fi));
   if (st.ok()) st = fs->CommitWrites(inode);
   ReplyStatus(req, st);
 }

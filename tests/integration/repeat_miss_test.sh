@@ -54,7 +54,7 @@ stale_marks() { "$BIN/ringfs" locate "$M/f" | grep -c "stale (not read)" || true
 up
 python3 -c 'import sys; sys.stdout.buffer.write(b"A" * 2**22)' > "$M/f"
 # The node a reader tries first for block 0: the one that must not serve old bytes.
-first=$("$BIN/ringfs" locate "$M/f" | sed -n 's/^block 0: placement \([0-9]*\).*/\1/p')
+first=$("$BIN/ringfs" locate "$M/f" | sed -n 's/^block 0: .*placement \([0-9]*\).*/\1/p')
 N=$(node_of_id "$first")
 [ -n "$N" ] || fail "cannot find the first replica of block 0: $("$BIN/ringfs" locate "$M/f")"
 echo "block 0 is read first from node id $first ($N)"
