@@ -189,7 +189,10 @@ struct MetaRequest {
   // smaller size: the cut block's new version. kReportBadCopy: one block, its
   // version and the node whose copy failed its checksum (`node.id`).
   std::vector<BlockState> blocks;
-  uint64_t epoch = 0;  // kSetAttr of a smaller size: the truncation's block epoch
+  // kSetAttr of a size: the block epoch the client's cut starts (0: no
+  // cut made; then a smaller size just drops the records past it), and
+  // `cookie` is where it cut the blocks: min(new size, old size).
+  uint64_t epoch = 0;
   template <class A>
   void serialize(A& ar) {
     ar(ino, parent, newparent, name, newname, value, mode, uid, gid, rdev, flags, mask, umask,

@@ -237,24 +237,31 @@ void DataPath::BeginTruncate(const std::shared_ptr<Inode>& inode) {
 Status DataPath::Cut(const std::shared_ptr<Inode>& inode, uint64_t size, Truncation* t) {
   *t = Truncation{};
   t->size = size;
-  const uint64_t k = size / kBs;
-  const bool cuts_block = size % kBs != 0;
   for (int attempt = 0; attempt < kMaxRebase; attempt++) {
     // What is current, from the metadata service itself: this client's view
-    // may be older than another mount's writes.
-    auto now = committed_(inode->ino, k);
+    // may be older than another mount's writes. Growing cuts at the old end.
+    auto now = committed_(inode->ino, size / kBs);
     if (!now.ok()) return now.status();
+    t->cut_at = std::min(size, now->size);
+    const uint64_t k = t->cut_at / kBs;
+    if (k != size / kBs) {
+      now = committed_(inode->ino, k);
+      if (!now.ok()) return now.status();
+      if (std::min(size, now->size) != t->cut_at) continue;  // it changed meanwhile
+    }
     t->epoch = now->epoch + 1;
     const wire::BlockVersion base = now->version;
-    t->has_cut = cuts_block && !base.absent();
+    t->has_cut = t->cut_at % kBs != 0 && !base.absent();
     const wire::BlockVersion next = t->has_cut ? blockver::Next(base, t->epoch, session_)
                                                : wire::BlockVersion{};
     blockd::Client::TruncateResult res;
-    RETURN_IF_ERROR(blocks_.Truncate(inode->ino, size, base, next, &res));
+    RETURN_IF_ERROR(blocks_.Truncate(inode->ino, t->cut_at, base, next, &res));
     if (!t->has_cut) return Status::OK();
     std::vector<uint32_t> placed = blocks_.Replicas(inode->ino, k), cut;
     for (uint32_t id : res.cut)
       if (std::find(placed.begin(), placed.end(), id) != placed.end()) cut.push_back(id);
+    for (const auto& [id, held] : res.refused)  // cut by an earlier attempt
+      if (held == next && std::find(placed.begin(), placed.end(), id) != placed.end()) cut.push_back(id);
     if (cut.size() >= std::min(blocks_.Quorum(), placed.size())) {
       t->cut = wire::BlockState{k, next, cut};
       return Status::OK();
@@ -262,19 +269,20 @@ Status DataPath::Cut(const std::shared_ptr<Inode>& inode, uint64_t size, Truncat
     if (res.refused.empty())
       return Status::Error(EIO, "block " + std::to_string(k) + " cut on " + std::to_string(cut.size()) + " replicas");
   }
-  return Status::Error(EIO, "block " + std::to_string(k) + " kept changing during the truncation");
+  return Status::Error(EIO, "file kept changing during the truncation");
 }
 
 void DataPath::FinishTruncate(const std::shared_ptr<Inode>& inode, const Truncation* done) {
   std::lock_guard<std::mutex> lock(inode->mu);
   if (done) {
-    const uint64_t keep = done->size / kBs + (done->size % kBs ? 1 : 0);
+    const uint64_t at = done->cut_at;
+    const uint64_t keep = at / kBs + (at % kBs ? 1 : 0);
     inode->block_epoch = std::max(inode->block_epoch, done->epoch);
     inode->versions.erase(inode->versions.lower_bound(keep), inode->versions.end());
     for (auto it = inode->uncommitted.lower_bound(keep); it != inode->uncommitted.end();)
       it = inode->uncommitted.erase(it);
     if (done->has_cut) inode->versions[done->cut.index] = done->cut.version;
-    else if (done->size % kBs) inode->versions.erase(done->size / kBs);
+    else if (at % kBs) inode->versions.erase(at / kBs);
     inode->write_end = std::min(inode->write_end, done->size);
   }
   inode->truncating = false;

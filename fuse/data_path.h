@@ -34,6 +34,7 @@ class DataPath {
   struct Committed {
     wire::BlockVersion version;
     uint64_t epoch = 0;
+    uint64_t size = 0;  // the file's committed size
   };
   using VersionSource = std::function<Result<Committed>(uint64_t ino, uint64_t index)>;
   // The committed versions from block `from` on, complete up to `*end`
@@ -65,6 +66,9 @@ class DataPath {
   // client's view. Uploads of the file wait from Begin to Finish.
   struct Truncation {
     uint64_t size = 0;
+    // Where the blocks were cut: the new size, or the committed one when
+    // growing (what lies past the old end must read as zeros).
+    uint64_t cut_at = 0;
     uint64_t epoch = 0;       // the block epoch it starts
     bool has_cut = false;     // `cut` is the block the new size falls in
     wire::BlockState cut;

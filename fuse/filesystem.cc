@@ -244,6 +244,7 @@ Result<DataPath::Committed> Filesystem::Committed(uint64_t ino, uint64_t index) 
   RETURN_IF_ERROR(meta_->Call(wire::Op::kGetBlocks, req, &rep));
   DataPath::Committed c;
   c.epoch = rep.attr.block_epoch;
+  c.size = rep.attr.size;
   c.version = wire::BlockVersion{c.epoch, 0, 0};
   if (!rep.runs.empty() && rep.runs[0].first <= index && index - rep.runs[0].first < rep.runs[0].count)
     c.version = rep.runs[0].version;
@@ -358,6 +359,7 @@ Status Filesystem::Truncate(const std::shared_ptr<Inode>& inode, uint64_t size, 
       m.mask = wire::kSetSize;
       m.size = size;
       m.epoch = t.epoch;
+      m.cookie = t.cut_at;
       if (t.has_cut) m.blocks.push_back(t.cut);
       st = meta_->Call(wire::Op::kSetAttr, m, &r);
     }

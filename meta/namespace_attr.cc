@@ -108,7 +108,16 @@ Status SetAttr(Ctx& c) {
     if (!(r.mask & (kSetMtime | kSetMtimeNow))) a.mtime = c.now;
   }
   if (r.mask & kSetSize) {
-    if (r.size < a.size) RETURN_IF_ERROR(Shrink(c, n, r.size));
+    // A client that cut the blocks says where (`cookie`, with `epoch`): at
+    // the new size, or at the old one when growing. Anything else means the
+    // file changed since it looked: it cuts again.
+    if (r.epoch != 0) {
+      if (r.cookie != std::min(r.size, a.size))
+        return Status::Error(ESTALE, "the file's size changed: cut it again");
+      RETURN_IF_ERROR(Shrink(c, n, r.cookie));
+    } else if (r.size < a.size) {
+      RETURN_IF_ERROR(Shrink(c, n, r.size));
+    }
     // Bumped even for the same size: caches keyed by data_version must drop
     // anything a racing writer left beyond what the store knows.
     a.data_version++;

@@ -534,7 +534,21 @@ class BlockRecordsTest : public NamespaceTest {
     q.size = size;
     q.epoch = epoch;
     q.blocks = std::move(blocks);
+    // A cutting client names where it cut: min(new size, committed size).
+    MetaRequest g;
+    g.ino = ino;
+    MetaReply cur;
+    if (R(Op::kGetAttr, g, &cur).ok()) q.cookie = std::min(size, cur.attr.size);
     return W(Op::kSetAttr, q, rep);
+  }
+  Status TruncateCutAt(uint64_t ino, uint64_t size, uint64_t epoch, uint64_t cut_at) {
+    MetaRequest q;
+    q.ino = ino;
+    q.mask = wire::kSetSize;
+    q.size = size;
+    q.epoch = epoch;
+    q.cookie = cut_at;
+    return W(Op::kSetAttr, q);
   }
   Status ReportBad(uint64_t ino, uint64_t index, BlockVersion v, uint32_t node) {
     MetaRequest q;
@@ -735,15 +749,20 @@ TEST_F(BlockRecordsTest, ShrinkBumpsTheEpochAndDropsTheTail) {
   // One that knew an older epoch still moves it forward by one.
   ASSERT_TRUE(Truncate(f->ino, kBs / 2, 1, {{0, V(3, 2, 11), kThree}}, &rep).ok());
   EXPECT_EQ(rep.attr.block_epoch, 3u);
-  // The same size or a larger one is no truncation: the epoch stays.
-  ASSERT_TRUE(Truncate(f->ino, kBs / 2, 4, {}, &rep).ok());
-  EXPECT_EQ(rep.attr.block_epoch, 3u);
-  ASSERT_TRUE(Truncate(f->ino, 10 * kBs, 4, {}, &rep).ok());
+  // A size change without a cut (epoch 0) that does not shrink keeps it.
+  ASSERT_TRUE(Truncate(f->ino, 10 * kBs, 0, {}, &rep).ok());
   EXPECT_EQ(rep.attr.block_epoch, 3u);
   EXPECT_EQ(Epoch(f->ino), 3u);
+  // Shrinking into a recorded block needs its cut version.
+  EXPECT_ERRNO(Truncate(f->ino, kBs / 4, 0, {}, &rep), ESTALE);
+  // A client that cut where the file no longer ends must cut again.
+  EXPECT_ERRNO(TruncateCutAt(f->ino, 20 * kBs, 4, kBs / 4), ESTALE);
+  // Growing with a cut at the old end is a truncation there.
+  ASSERT_TRUE(TruncateCutAt(f->ino, 20 * kBs, 4, 10 * kBs).ok());
+  EXPECT_EQ(Epoch(f->ino), 4u);
   // To zero: every record goes.
   ASSERT_TRUE(Truncate(f->ino, 0, 0, {}, &rep).ok());
-  EXPECT_EQ(rep.attr.block_epoch, 4u);
+  EXPECT_EQ(rep.attr.block_epoch, 5u);
   EXPECT_TRUE(OpenRuns(f->ino).empty());
   EXPECT_EQ(Count(lmdb::Table::kBlocks), 0u);
   EXPECT_EQ(Count(lmdb::Table::kRepair), 0u);

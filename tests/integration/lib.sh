@@ -16,6 +16,8 @@ cleanup() {
   "$BIN/ringfs" down --dir "$D" >/dev/null 2>&1
   fusermount3 -uz "$M" 2>/dev/null
   pkill -9 -f -- "$T/" 2>/dev/null
+  # KEEP_LOGS=DIR keeps the daemons' logs of a failed run there.
+  [ $rc -ne 0 ] && [ -n "${KEEP_LOGS:-}" ] && mkdir -p "$KEEP_LOGS" && cp -r "$D/logs" "$T"/*.log "$KEEP_LOGS"/ 2>/dev/null
   if [ $rc -ne 0 ] && [ -d "$D/logs" ]; then
     for f in "$D"/logs/*.log; do echo "--- $f"; tail -n 20 "$f"; done
   fi
