@@ -8,21 +8,6 @@
 # to look at it clears it for everyone.)
 source "$(dirname "$0")/lib.sh"
 
-port_of() { sed -n "s/^$1_port=//p" "$D/cluster.conf"; }
-node_state() {
-  "$BIN/ringfs" status --dir "$D" 2>/dev/null |
-    awk -v a="tcp://127.0.0.1:$(port_of "$1")" '$2 == a { print $4 }'
-}
-# wait_node NODE up|down [TIMEOUT_S]: until the cluster map says so, plus a
-# little for the mounts to re-read the map (every second).
-wait_node() {
-  local i
-  for i in $(seq 1 $((${3:-20} * 4))); do
-    [ "$(node_state "$1")" = "$2" ] && { sleep 1.5; return 0; }
-    sleep 0.25
-  done
-  fail "$1 not seen $2 after ${3:-20} s"
-}
 
 up
 : > "$M/f"

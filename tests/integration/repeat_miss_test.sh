@@ -7,27 +7,6 @@
 source "$(dirname "$0")/lib.sh"
 NODES=3
 
-port_of() { sed -n "s/^$1_port=//p" "$D/cluster.conf"; }
-node_state() {
-  "$BIN/ringfs" status --dir "$D" 2>/dev/null |
-    awk -v a="tcp://127.0.0.1:$(port_of "$1")" '$2 == a { print $4 }'
-}
-# wait_node NODE up|down [TIMEOUT_S]: until the cluster map says so, plus a
-# little for the mounts to re-read the map (every second).
-wait_node() {
-  local i
-  for i in $(seq 1 $((${3:-20} * 4))); do
-    [ "$(node_state "$1")" = "$2" ] && { sleep 1.5; return 0; }
-    sleep 0.25
-  done
-  fail "$1 not seen $2 after ${3:-20} s"
-}
-# The nodeN name of a node id of the cluster map.
-node_of_id() {
-  local addr
-  addr=$("$BIN/ringfs" status --dir "$D" | awk -v id="$1" '$1 == id { print $2 }')
-  sed -n "s/^\(node[0-9]*\)_port=${addr##*:}\$/\1/p" "$D/cluster.conf"
-}
 # verdict PATH: what reading PATH gives: "C" (4 MiB of C), "EIO", or a description.
 verdict() {
   timeout 60 python3 - "$1" <<'PY' || echo "no answer in 60 s"
