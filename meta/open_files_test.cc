@@ -61,5 +61,26 @@ TEST(OpenFilesTest, SilentSessionsExpireWithTheirOpens) {
   EXPECT_EQ(f.Sessions(), 0u);
 }
 
+// A reclaim and an open of the same file exclude each other: the reclaim
+// starts only if nobody has it open, and until it ends an open is refused
+// (it would read a file about to be deleted).
+TEST(OpenFilesTest, AReclaimAndAnOpenExcludeEachOther) {
+  OpenFiles f;
+  const auto t = OpenFiles::Clock::now();
+  ASSERT_TRUE(f.Open(1, 10, t));
+  EXPECT_FALSE(f.BeginReclaim(10));  // open: its last close reclaims it
+  f.Close(1, 10, t);
+  ASSERT_TRUE(f.BeginReclaim(10));
+  EXPECT_FALSE(f.Open(2, 10, t));  // refused while being reclaimed
+  EXPECT_FALSE(f.IsOpen(10));
+  EXPECT_TRUE(f.Open(2, 11, t));  // other files are not affected
+  f.EndReclaim(10);
+  EXPECT_TRUE(f.Open(2, 10, t));
+  // Expired sessions are named, so the service can forget them.
+  std::vector<uint64_t> expired;
+  f.Expire(t + seconds(60), &expired);
+  EXPECT_EQ(expired, (std::vector<uint64_t>{1, 2}));
+}
+
 }  // namespace
 }  // namespace ringfs::meta
