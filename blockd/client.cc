@@ -230,7 +230,10 @@ Status Client::Truncate(uint64_t ino, uint64_t size, const wire::BlockVersion& c
   const std::string body = codec::Encode(req);
   std::vector<std::pair<uint32_t, rpc::Pending>> calls;
   for (const auto& [id, node] : p->nodes) {
-    if (!Usable(*p, id)) {  // a down node keeps its blocks: their versions tell
+    // A node the map shows down keeps its blocks (their versions tell); one
+    // only suspected here (it failed a call lately) is asked all the same:
+    // skipping it could leave the cut short of a quorum.
+    if (!node.info.alive) {
       out->missed.push_back(id);
       continue;
     }
