@@ -218,9 +218,14 @@ struct MetaReply {
   // Changes: the file's data_version before this op, so a client can tell
   // its own change from one made elsewhere in between.
   uint64_t prev_data_version = 0;
+  // kCommitWrite / kSetAttr: blocks not recorded because their version is
+  // older than a truncation since; a client whose write came after it
+  // restamps them at the current epoch and commits again.
+  std::vector<uint64_t> superseded;
   template <class A>
   void serialize(A& ar) {
-    ar(attr, entries, eof, value, statfs, map, node_id, dirs, runs, runs_end, prev_data_version);
+    ar(attr, entries, eof, value, statfs, map, node_id, dirs, runs, runs_end, prev_data_version,
+       superseded);
   }
 };
 

@@ -1,8 +1,10 @@
 #include "fuse/filesystem.h"
 
+#include <algorithm>
 #include <chrono>
 #include <random>
 
+#include "common/block_version.h"
 #include "common/log.h"
 
 namespace ringfs::fuse {
@@ -291,6 +293,7 @@ Status Filesystem::CommitWrites(const std::shared_ptr<Inode>& inode, bool publis
   // publishes the size, once every block below it is recorded.
   constexpr size_t kPerCommit = 4096;
   wire::MetaReply rep;
+  std::vector<uint64_t> superseded;
   Status st;
   size_t sent = 0;
   do {
@@ -301,12 +304,12 @@ Status Filesystem::CommitWrites(const std::shared_ptr<Inode>& inode, bool publis
     wire::MetaRequest part = req;
     if (!last) part.size = 0;
     st = meta_->Call(wire::Op::kCommitWrite, part, &rep);
-    if (!st.ok()) {
-      for (size_t i = 0; i < n; i++) blocks[sent + i] = std::move(req.blocks[i]);
-      break;
-    }
+    for (size_t i = 0; i < n; i++) blocks[sent + i] = std::move(req.blocks[i]);
+    if (!st.ok()) break;
+    superseded.insert(superseded.end(), rep.superseded.begin(), rep.superseded.end());
     sent += n;
   } while (sent < blocks.size());
+  if (st.ok() && !superseded.empty()) st = Restamp(inode, blocks, superseded, rep.attr.block_epoch);
   std::lock_guard<std::mutex> lock(inode->mu);
   if (!st.ok()) {
     std::vector<wire::BlockState> rest(std::make_move_iterator(blocks.begin() + sent),
@@ -317,6 +320,38 @@ Status Filesystem::CommitWrites(const std::shared_ptr<Inode>& inode, bool publis
   AdoptAttrLocked(*inode, rep.attr, rep.prev_data_version);
   if (publish_size) inode->MarkCommitted(req.size);
   return Status::OK();
+}
+
+// Blocks the service did not record because a truncation (by another mount)
+// began a newer epoch since this client learnt the file's. If the write came
+// after that truncation, its copies still exist: a quorum of them move to a
+// version of the current epoch (no bytes sent) and are committed again. If
+// it came before, the truncation removed them and the write is rightly gone.
+Status Filesystem::Restamp(const std::shared_ptr<Inode>& inode,
+                           const std::vector<wire::BlockState>& sent,
+                           const std::vector<uint64_t>& superseded, uint64_t epoch) {
+  static const auto kNothing = std::make_shared<const std::string>();
+  wire::MetaRequest again;
+  again.ino = inode->ino;
+  for (uint64_t index : superseded) {
+    auto b = std::find_if(sent.begin(), sent.end(), [&](const auto& s) { return s.index == index; });
+    if (b == sent.end()) continue;
+    const wire::BlockVersion next = blockver::Next(b->version, epoch, session_);
+    blockd::Client::WriteResult res;
+    Status st = blocks_.Write(inode->ino, index, 0, kNothing, 0, 0, false, b->version, next, &res);
+    std::lock_guard<std::mutex> lock(inode->mu);
+    inode->block_epoch = std::max(inode->block_epoch, epoch);
+    const bool ours = inode->ExpectedLocked(index) == b->version;
+    if (!st.ok()) {
+      if (ours) inode->versions.erase(index);  // cut away after it was written
+      continue;
+    }
+    if (ours) inode->SetVersionLocked(index, next);
+    again.blocks.push_back(wire::BlockState{index, next, res.acked});
+  }
+  if (again.blocks.empty()) return Status::OK();
+  wire::MetaReply rep;
+  return meta_->Call(wire::Op::kCommitWrite, again, &rep);
 }
 
 void Filesystem::NoteClosed(uint64_t ino) {

@@ -79,6 +79,9 @@ class Filesystem {
   // Cuts the file to `size` on the block nodes, then commits it; `attr`
   // receives the new attributes.
   Status Truncate(const std::shared_ptr<Inode>& inode, uint64_t size, wire::Attr* attr);
+  // Re-records blocks a commit found older than a truncation since.
+  Status Restamp(const std::shared_ptr<Inode>& inode, const std::vector<wire::BlockState>& sent,
+                 const std::vector<uint64_t>& superseded, uint64_t epoch);
   // Flush + commit: what close() waits for.
   Status FlushAndCommit(const std::shared_ptr<Inode>& inode, OpenFile* file = nullptr);
 

@@ -135,6 +135,10 @@ void DoSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
     fs->AdoptAttrLocked(*inode, r.attr, r.prev_data_version);
     if (carries_writes) inode->MarkCommitted(m.size);
   }
+  if (!r.superseded.empty()) {
+    st = fs->Restamp(inode, m.blocks, r.superseded, r.attr.block_epoch);
+    if (!st.ok()) return ReplyStatus(req, st);
+  }
   ReplyAttr(req, r.attr);
 }
 

@@ -36,6 +36,7 @@ Status CommitBlocks(Ctx& c, const Inode& n) {
       case blockver::CommitCheck::kInvalid:
         return Status::Error(EINVAL, "block " + std::to_string(b.index) + ": invalid version");
       case blockver::CommitCheck::kIgnore:
+        if (!have) c.rep->superseded.push_back(b.index);  // written before a truncation, or after it?
         break;
       case blockver::CommitCheck::kReplace:
         RETURN_IF_ERROR(c.t.PutBlock(n.attr.ino, b.index, {b.version, b.holders}, c.replicas));
