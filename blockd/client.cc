@@ -103,12 +103,12 @@ Status Client::Write(uint64_t ino, uint64_t index, uint32_t offset,
   if (replicas.empty()) return Status::Error(ENOSPC, "no block nodes in the cluster map");
   const size_t need = std::min(blockver::Quorum(p->map.replicas), replicas.size());
   // Route around nodes known to be down, unless too few would remain.
-  std::vector<uint32_t> targets;
-  for (uint32_t id : replicas)
-    if (Usable(*p, id)) targets.push_back(id);
-  if (targets.size() < need) targets = replicas;
-  for (uint32_t id : replicas)
-    if (std::find(targets.begin(), targets.end(), id) == targets.end()) out->failed.push_back(id);
+  std::vector<uint32_t> targets, skipped;
+  for (uint32_t id : replicas) (Usable(*p, id) ? targets : skipped).push_back(id);
+  if (targets.size() < need) {
+    targets = replicas;
+    skipped.clear();
+  }
 
   wire::BlockRequest req;
   req.ino = ino;
@@ -119,39 +119,66 @@ Status Client::Write(uint64_t ino, uint64_t index, uint32_t offset,
   req.base = base;
   req.version = next;
   const std::string body = codec::Encode(req);
-  std::vector<rpc::Pending> calls;
-  for (uint32_t id : targets) {
+  auto send = [&](uint32_t id) {
     zmq::message_t data = rpc::ShareBytes(buf, buf_offset, len);
-    calls.push_back(p->nodes.at(id).channel->Start(wire::Op::kBlockWrite, body, &data,
-                                                   opts_.timeout_ms));
-  }
+    return p->nodes.at(id).channel->Start(wire::Op::kBlockWrite, body, &data, opts_.timeout_ms);
+  };
   Status first_error;
-  const auto start = std::chrono::steady_clock::now();
-  for (size_t i = 0; i < calls.size(); i++) {
-    auto r = WaitWhileAlive(calls[i], targets[i], start, [&, id = targets[i]] {
-      zmq::message_t data = rpc::ShareBytes(buf, buf_offset, len);
-      return p->nodes.at(id).channel->Start(wire::Op::kBlockWrite, body, &data, opts_.timeout_ms);
-    });
-    wire::BlockReply rep;
-    if (r.ok()) {
-      Status st = r->DecodeBody(rep);
-      // Refused because it holds this very version: an earlier send landed.
-      if (st.ok() && (!rep.refused || rep.version == next)) {
-        out->acked.push_back(targets[i]);
-        continue;
+  auto round = [&](const std::vector<uint32_t>& to) {
+    std::vector<rpc::Pending> calls;
+    for (uint32_t id : to) calls.push_back(send(id));
+    const auto start = std::chrono::steady_clock::now();
+    for (size_t i = 0; i < calls.size(); i++) {
+      const uint32_t id = to[i];
+      auto r = WaitWhileAlive(calls[i], id, start, [&] { return send(id); });
+      wire::BlockReply rep;
+      if (r.ok()) {
+        Status st = r->DecodeBody(rep);
+        // Refused because it holds this very version: an earlier send landed.
+        if (st.ok() && (!rep.refused || rep.version == next)) {
+          out->acked.push_back(id);
+          continue;
+        }
+        if (st.ok()) {
+          out->refused.emplace_back(id, rep.version);
+          continue;
+        }
+        r = st;
       }
-      if (st.ok()) {
-        out->refused.emplace_back(targets[i], rep.version);
-        continue;
-      }
-      r = st;
+      out->failed.push_back(id);
+      if (IsNodeFailure(r.status().code())) MarkSuspect(id);
+      LOG_WARN("write ino %lu block %lu to node %u: %s", (unsigned long)ino, (unsigned long)index,
+               id, r.status().ToString().c_str());
+      if (first_error.ok()) first_error = r.status();
     }
-    out->failed.push_back(targets[i]);
-    if (IsNodeFailure(r.status().code())) MarkSuspect(targets[i]);
-    LOG_WARN("write ino %lu block %lu to node %u: %s", (unsigned long)ino, (unsigned long)index,
-             targets[i], r.status().ToString().c_str());
-    if (first_error.ok()) first_error = r.status();
+  };
+  round(targets);
+  // Short of a quorum: the nodes skipped for a recent failure may be back
+  // (restarted), so they are asked after all rather than failing the write.
+  std::vector<uint32_t> retry;
+  for (uint32_t id : skipped)
+    if (Alive(id)) retry.push_back(id);
+  if (out->acked.size() < need && !retry.empty()) round(retry);
+  // Short of a quorum because replicas behind (they missed an earlier write
+  // and are not repaired yet) refused it: bring them to this write's
+  // version from a replica that took it, so the write still has its copies.
+  if (out->acked.size() < need && !out->acked.empty()) {
+    for (auto it = out->refused.begin(); it != out->refused.end() && out->acked.size() < need;) {
+      if (blockver::Newer(it->second, base) || !CatchUp(*p, ino, index, out->acked[0], it->first, it->second, next).ok()) {
+        ++it;
+        continue;
+      }
+      out->acked.push_back(it->first);
+      it = out->refused.erase(it);
+    }
   }
+  auto in = [](const std::vector<uint32_t>& v, uint32_t id) {
+    return std::find(v.begin(), v.end(), id) != v.end();
+  };
+  for (uint32_t id : replicas)  // the ones never asked
+    if (!in(out->acked, id) && !in(out->failed, id) &&
+        std::none_of(out->refused.begin(), out->refused.end(), [&](const auto& r) { return r.first == id; }))
+      out->failed.push_back(id);
   if (out->acked.size() >= need) return Status::OK();
   if (!out->refused.empty()) {
     return Status::Error(ESTALE, "block " + std::to_string(index) + ": " +
@@ -162,6 +189,33 @@ Status Client::Write(uint64_t ino, uint64_t index, uint32_t offset,
   return Status::Error(code, "block written to " + std::to_string(out->acked.size()) + " of " +
                                  std::to_string(replicas.size()) + " replicas: " +
                                  first_error.ToString());
+}
+
+Status Client::CatchUp(const Placement& p, uint64_t ino, uint64_t index, uint32_t from, uint32_t to,
+                       const wire::BlockVersion& held, const wire::BlockVersion& version) {
+  wire::BlockRequest req;
+  req.ino = ino;
+  req.index = index;
+  req.length = wire::kBlockSize;
+  req.base = version;
+  auto r = p.nodes.at(from).channel->Call(wire::Op::kBlockRead, codec::Encode(req), nullptr,
+                                          opts_.timeout_ms);
+  if (!r.ok()) return r.status();
+  wire::BlockReply rep;
+  RETURN_IF_ERROR(r->DecodeBody(rep));
+  if (rep.refused || !r->has_data) return Status::Error(ESTALE, "source moved on");
+  wire::BlockRequest put;
+  put.ino = ino;
+  put.index = index;
+  put.flags = wire::kBlockReplace;
+  put.base = held;
+  put.version = version;
+  zmq::message_t data = std::move(r->data);
+  auto w = p.nodes.at(to).channel->Call(wire::Op::kBlockWrite, codec::Encode(put), &data,
+                                        opts_.timeout_ms);
+  if (!w.ok()) return w.status();
+  RETURN_IF_ERROR(w->DecodeBody(rep));
+  return rep.refused ? Status::Error(ESTALE, "target moved on") : Status::OK();
 }
 
 Result<BlockData> Client::Read(uint64_t ino, uint64_t index, uint32_t offset, uint32_t len,
@@ -229,11 +283,19 @@ Status Client::Truncate(uint64_t ino, uint64_t size, const wire::BlockVersion& c
   req.version = cut_next;
   const std::string body = codec::Encode(req);
   std::vector<std::pair<uint32_t, rpc::Pending>> calls;
+  // The cut block's replicas are asked even if the map shows them down when
+  // too few are up (a metadata service just restarted knows no node alive
+  // until their next heartbeat); for the rest, a node the map shows down
+  // keeps its blocks (the service no longer records them: holes).
+  std::vector<uint32_t> placed;
+  if (!cut_next.absent()) placed = p->ring.Replicas(ring::Ring::BlockKey(ino, req.index), p->map.replicas);
+  size_t placed_up = 0;
+  for (uint32_t id : placed) placed_up += p->nodes.at(id).info.alive;
+  const bool ask_placed = placed_up < blockver::Quorum(p->map.replicas);
   for (const auto& [id, node] : p->nodes) {
-    // A node the map shows down keeps its blocks (their versions tell); one
-    // only suspected here (it failed a call lately) is asked all the same:
-    // skipping it could leave the cut short of a quorum.
-    if (!node.info.alive) {
+    // One only suspected here (it failed a call lately) is asked all the same.
+    const bool needed = ask_placed && std::find(placed.begin(), placed.end(), id) != placed.end();
+    if (!node.info.alive && !needed) {
       out->missed.push_back(id);
       continue;
     }
@@ -268,9 +330,14 @@ Status Client::Sync(const std::set<uint32_t>& nodes, std::set<uint32_t>* synced_
     calls.emplace_back(id, it->second.channel->Start(wire::Op::kBlockSync, codec::Encode(wire::BlockRequest{}),
                                                      nullptr, opts_.timeout_ms));
   }
+  // syncfs may take a while on a live node; one the map shows down is given
+  // up on at once, and all share one deadline (not one each, in turn).
   Status first_error;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(opts_.timeout_ms * 4);
   for (auto& [id, call] : calls) {
-    auto r = call.Wait(opts_.timeout_ms * 4);  // syncfs may take a while
+    while (!call.Poll(200) && Alive(id) && std::chrono::steady_clock::now() < deadline) {
+    }
+    auto r = call.Poll(0) ? call.Wait(0) : Result<rpc::Message>(Status::Error(ETIMEDOUT, "sync of node " + std::to_string(id) + " did not finish"));
     if (r.ok()) {
       if (synced_out) synced_out->insert(id);
     } else {

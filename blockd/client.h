@@ -109,6 +109,10 @@ class Client {
     std::map<uint32_t, Node> nodes;
   };
   std::shared_ptr<const Placement> Current() const;
+  // Makes replica `to` (at `held`) hold the block at `version`, copied whole
+  // from `from`, which holds it.
+  Status CatchUp(const Placement& p, uint64_t ino, uint64_t index, uint32_t from, uint32_t to,
+                 const wire::BlockVersion& held, const wire::BlockVersion& version);
   bool Usable(const Placement& p, uint32_t id) const;
   void MarkSuspect(uint32_t id);
 
