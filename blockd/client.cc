@@ -204,12 +204,7 @@ Status Client::CatchUp(const Placement& p, uint64_t ino, uint64_t index, uint32_
   wire::BlockReply rep;
   RETURN_IF_ERROR(r->DecodeBody(rep));
   if (rep.refused || !r->has_data) return Status::Error(ESTALE, "source moved on");
-  wire::BlockRequest put;
-  put.ino = ino;
-  put.index = index;
-  put.flags = wire::kBlockReplace;
-  put.base = held;
-  put.version = version;
+  const wire::BlockRequest put = wire::ReplaceRequest(ino, index, held, version);
   zmq::message_t data = std::move(r->data);
   auto w = p.nodes.at(to).channel->Call(wire::Op::kBlockWrite, codec::Encode(put), &data,
                                         opts_.timeout_ms);

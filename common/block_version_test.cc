@@ -1,6 +1,7 @@
 // The pure rules of replica currency (common/block_version.h), including
 // the inputs a stale replica, a lagging client or a hostile one produces.
 #include "common/block_version.h"
+#include "common/wire_printers.h"
 
 #include <gtest/gtest.h>
 
@@ -8,18 +9,6 @@
 #include <ostream>
 #include <vector>
 
-namespace ringfs::wire {
-// Readable failures.
-std::ostream& operator<<(std::ostream& os, const BlockVersion& v) {
-  return os << "{epoch " << v.epoch << ", height " << v.height << ", writer " << v.writer << "}";
-}
-bool operator==(const VersionRun& a, const VersionRun& b) {
-  return a.first == b.first && a.count == b.count && a.version == b.version;
-}
-std::ostream& operator<<(std::ostream& os, const VersionRun& r) {
-  return os << "[" << r.first << " x" << r.count << " " << r.version << "]";
-}
-}  // namespace ringfs::wire
 
 namespace ringfs::blockver {
 

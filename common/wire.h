@@ -120,7 +120,7 @@ struct BlockVersion {
 // A block's committed version and the nodes known to hold exactly it.
 struct BlockState {
   uint64_t index = 0;
-  BlockVersion version;
+  BlockVersion version{};
   std::vector<uint32_t> holders;
   template <class A>
   void serialize(A& ar) { ar(index, version, holders); }
@@ -131,7 +131,8 @@ struct BlockState {
 struct VersionRun {
   uint64_t first = 0;
   uint64_t count = 0;
-  BlockVersion version;
+  BlockVersion version{};
+  bool operator==(const VersionRun&) const = default;
   template <class A>
   void serialize(A& ar) { ar(first, count, version); }
 };
@@ -254,8 +255,8 @@ struct BlockRequest {
   // `version`. kBlockRead: served only when the block is at `base`
   // (else `refused`), unless kBlockAnyVersion is set.
   // kBlockTruncate: the block cut at `size` moves from `base` to `version`.
-  BlockVersion base;
-  BlockVersion version;
+  BlockVersion base{};
+  BlockVersion version{};
   template <class A>
   void serialize(A& ar) { ar(ino, index, offset, length, size, flags, base, version); }
 };
@@ -266,7 +267,7 @@ struct BlockReply {
   std::vector<uint64_t> indices;  // kBlockList
   // kBlockRead/kBlockWrite: the version the block holds (after the write);
   // kBlockTruncate: the cut block's, after the cut.
-  BlockVersion version;
+  BlockVersion version{};
   // kBlockWrite/kBlockRead: the block is not at the request's `base`, so
   // nothing was written or read; `version` says what it holds instead.
   // kBlockTruncate: the cut block was not at `base` (cut, but not moved).
@@ -274,5 +275,18 @@ struct BlockReply {
   template <class A>
   void serialize(A& ar) { ar(length, stats, indices, version, refused); }
 };
+
+// A whole-block replacement of (ino, index) that lands only if the copy is
+// still at `held`, leaving it at `version` (repair; data in the frame).
+inline BlockRequest ReplaceRequest(uint64_t ino, uint64_t index, const BlockVersion& held,
+                                   const BlockVersion& version) {
+  BlockRequest put;
+  put.ino = ino;
+  put.index = index;
+  put.flags = kBlockReplace;
+  put.base = held;
+  put.version = version;
+  return put;
+}
 
 }  // namespace ringfs::wire

@@ -1,3 +1,4 @@
+#include "common/wire_printers.h"
 #include "meta/namespace.h"
 
 #include <gtest/gtest.h>
@@ -473,17 +474,6 @@ BlockVersion V(uint64_t epoch, uint64_t height, uint64_t writer) {
 }  // namespace
 }  // namespace ringfs::meta
 
-namespace ringfs::wire {
-std::ostream& operator<<(std::ostream& os, const BlockVersion& v) {
-  return os << "{epoch " << v.epoch << ", height " << v.height << ", writer " << v.writer << "}";
-}
-bool operator==(const VersionRun& a, const VersionRun& b) {
-  return a.first == b.first && a.count == b.count && a.version == b.version;
-}
-std::ostream& operator<<(std::ostream& os, const VersionRun& r) {
-  return os << "[" << r.first << " x" << r.count << " " << r.version << "]";
-}
-}  // namespace ringfs::wire
 
 namespace ringfs::meta {
 namespace {

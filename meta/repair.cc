@@ -56,12 +56,7 @@ Status BlockReclaimer::RepairBlock(uint64_t ino, uint64_t index, const wire::Blo
     last = r.ok() ? Status::Error(ESTALE, "source no longer at the version") : r.status();
   }
   if (!have) return last;
-  wire::BlockRequest put;
-  put.ino = ino;
-  put.index = index;
-  put.flags = wire::kBlockReplace;
-  put.base = held;
-  put.version = version;
+  const wire::BlockRequest put = wire::ReplaceRequest(ino, index, held, version);
   auto r = ChannelFor(target.addr).Call(wire::Op::kBlockWrite, codec::Encode(put), &good,
                                         opts_.repair_timeout_ms);
   if (!r.ok()) return r.status();
