@@ -319,9 +319,8 @@ Result<wire::BlockVersion> DataPath::Expected(const std::shared_ptr<Inode>& inod
 // client's acknowledged writes, which include everything committed before
 // them). Anything else is EIO: never older bytes.
 Result<blockd::BlockData> DataPath::ReadBlock(const std::shared_ptr<Inode>& inode, uint64_t index,
-                                              uint32_t offset, uint32_t len,
-                                              wire::BlockVersion* version) {
-  ASSIGN_OR_RETURN(wire::BlockVersion want, Expected(inode, index));
+                                              wire::BlockVersion want, uint32_t offset,
+                                              uint32_t len, wire::BlockVersion* version) {
   for (int attempt = 0; attempt < kMaxRebase; attempt++) {
     *version = want;
     if (want.absent()) return blockd::BlockData{};  // a hole: no replica asked
@@ -345,14 +344,13 @@ Result<blockd::BlockData> DataPath::ReadBlock(const std::shared_ptr<Inode>& inod
 }
 
 Status DataPath::FetchWhole(const std::shared_ptr<Inode>& inode, uint64_t index,
-                            std::shared_ptr<CachedBlock>* out) {
+                            const wire::BlockVersion& want, std::shared_ptr<CachedBlock>* out) {
   const uint64_t ino = inode->ino;
-  ASSIGN_OR_RETURN(wire::BlockVersion want, Expected(inode, index));
   bool created = false;
   auto e = cache_.GetOrCreate(ino, index, want, &created);
   if (created) {
     wire::BlockVersion got;
-    auto r = ReadBlock(inode, index, 0, kBs, &got);
+    auto r = ReadBlock(inode, index, want, 0, kBs, &got);
     // Learnt a newer version on the way: the entry holds that one.
     cache_.Fill(ino, index, e, std::move(r), &got);
   } else {
@@ -426,7 +424,7 @@ Result<ReadReply> DataPath::Read(const std::shared_ptr<Inode>& inode, uint64_t o
       add(cached->data, 0, cached);
     } else if (whole_blocks) {
       std::shared_ptr<CachedBlock> e;
-      RETURN_IF_ERROR(FetchWhole(inode, index, &e));
+      RETURN_IF_ERROR(FetchWhole(inode, index, want, &e));
       add(e->data, 0, e);
     } else {
       // A random read: fetch just the checksum chunks it touches.
@@ -434,7 +432,7 @@ Result<ReadReply> DataPath::Read(const std::shared_ptr<Inode>& inode, uint64_t o
       const uint32_t b = static_cast<uint32_t>(
           std::min<uint64_t>(kBs, (boff + n + kChunk - 1) / kChunk * kChunk));
       wire::BlockVersion got;
-      auto r = ReadBlock(inode, index, a, b - a, &got);
+      auto r = ReadBlock(inode, index, want, a, b - a, &got);
       if (!r.ok()) return r.status();
       auto owned = std::make_shared<blockd::BlockData>(std::move(r).value());
       add(*owned, a, owned);

@@ -87,12 +87,14 @@ class DataPath {
   // The version block `index` is expected at (asking the metadata service
   // when this client's view does not reach that far).
   Result<wire::BlockVersion> Expected(const std::shared_ptr<Inode>& inode, uint64_t index);
-  // Reads a range of a block at the version this client expects; when no
-  // replica holds it, learns what is current instead (see .cc).
+  // Reads a range of a block at `want` (the version this client expects);
+  // when no replica holds it, learns what is current instead (see .cc).
+  // `version` receives the version read.
   Result<blockd::BlockData> ReadBlock(const std::shared_ptr<Inode>& inode, uint64_t index,
-                                      uint32_t offset, uint32_t len, wire::BlockVersion* version);
+                                      wire::BlockVersion want, uint32_t offset, uint32_t len,
+                                      wire::BlockVersion* version);
   Status FetchWhole(const std::shared_ptr<Inode>& inode, uint64_t index,
-                    std::shared_ptr<CachedBlock>* out);
+                    const wire::BlockVersion& want, std::shared_ptr<CachedBlock>* out);
   void Prefetch(const std::shared_ptr<Inode>& inode, uint64_t index, uint64_t file_size);
 
   blockd::Client& blocks_;

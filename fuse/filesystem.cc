@@ -40,11 +40,7 @@ void Filesystem::Start() {
       [this](uint64_t ino, uint64_t index) { return Committed(ino, index); },
       [this](uint64_t ino, uint64_t from, std::vector<wire::VersionRun>* runs, uint64_t* end,
              uint64_t* epoch) {
-        wire::MetaRequest req;
-        req.ino = ino;
-        req.cookie = from;
-        wire::MetaReply rep;
-        RETURN_IF_ERROR(meta_->Call(wire::Op::kGetBlocks, req, &rep));
+        ASSIGN_OR_RETURN(wire::MetaReply rep, GetBlocks(ino, from, 0));
         *runs = std::move(rep.runs);
         *end = rep.runs_end;
         *epoch = rep.attr.block_epoch;
@@ -237,13 +233,18 @@ void Filesystem::NoteUnlinked(const wire::Attr& victim) {
   if (victim.nlink == 0) inode->orphan = true;
 }
 
-Result<DataPath::Committed> Filesystem::Committed(uint64_t ino, uint64_t index) {
+Result<wire::MetaReply> Filesystem::GetBlocks(uint64_t ino, uint64_t from, uint32_t max_runs) {
   wire::MetaRequest req;
   req.ino = ino;
-  req.cookie = index;
-  req.max_entries = 1;
+  req.cookie = from;
+  req.max_entries = max_runs;  // 0: as many as fit
   wire::MetaReply rep;
   RETURN_IF_ERROR(meta_->Call(wire::Op::kGetBlocks, req, &rep));
+  return rep;
+}
+
+Result<DataPath::Committed> Filesystem::Committed(uint64_t ino, uint64_t index) {
+  ASSIGN_OR_RETURN(wire::MetaReply rep, GetBlocks(ino, index, 1));
   DataPath::Committed c;
   c.epoch = rep.attr.block_epoch;
   c.size = rep.attr.size;

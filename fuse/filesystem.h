@@ -60,6 +60,8 @@ class Filesystem {
   std::shared_lock<std::shared_mutex> SessionGuard() {
     return std::shared_lock<std::shared_mutex>(session_mu_);
   }
+  // The file's committed block versions from block `from` on (kGetBlocks).
+  Result<wire::MetaReply> GetBlocks(uint64_t ino, uint64_t from, uint32_t max_runs);
   // The committed version of one block, from the metadata service.
   Result<DataPath::Committed> Committed(uint64_t ino, uint64_t index);
   // The block versions written since the last commit, to go with one; and
