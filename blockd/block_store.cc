@@ -640,6 +640,36 @@ Status BlockStore::Delete(uint64_t ino) {
   return Status::OK();
 }
 
+Status BlockStore::Drop(uint64_t ino, uint64_t index, const wire::BlockVersion& version,
+                        wire::BlockVersion* held) {
+  std::shared_lock inode_lock(InodeMu(ino));
+  std::unique_lock block_lock(BlockMu(ino, index));
+  Fd fd(open(BlockPath(ino, index).c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.ok()) return errno == ENOENT ? Status::OK() : Status::Error(errno, "open " + BlockPath(ino, index));
+  Header h;
+  const wire::BlockVersion stored = HeldVersion(LoadHeader(io_, fd.get(), ino, index, &h), h);
+  if (!(stored == version)) {
+    if (held) *held = stored;
+    return Status::Error(ESTALE, "block " + BlockName(ino, index) + " is at another version");
+  }
+  return RemoveBlock(ino, index);
+}
+
+Status BlockStore::Reset() {
+  std::vector<std::string> shards;
+  RETURN_IF_ERROR(ListDir(dir_ + "/blocks", &shards));
+  for (const auto& shard : shards) {
+    std::vector<std::string> inodes;
+    if (!ListDir(dir_ + "/blocks/" + shard, &inodes).ok()) continue;
+    for (const auto& name : inodes) {
+      uint64_t ino;
+      if (ParseName(name, 16, &ino)) RETURN_IF_ERROR(Delete(ino));
+    }
+  }
+  LOG_WARN("store %s reset: every block discarded", dir_.c_str());
+  return Status::OK();
+}
+
 Status BlockStore::Sync() {
   if (syncfs(dir_fd_) != 0) return Status::Error(errno, "syncfs " + dir_);
   return Status::OK();

@@ -130,6 +130,14 @@ class BlockStore {
                   TruncateResult* out = nullptr);
   // Removes every block of the inode.
   Status Delete(uint64_t ino);
+  // Removes block (ino, index) if it is at `version` (a copy moved to its
+  // new owners); ESTALE with `held` set when it is at another one. A block
+  // that is not there is fine.
+  Status Drop(uint64_t ino, uint64_t index, const wire::BlockVersion& version,
+              wire::BlockVersion* held = nullptr);
+  // Discards every block: the cluster wrote this store off (wiped and
+  // re-registered, or out while it was away).
+  Status Reset();
   // Makes everything written so far durable.
   Status Sync();
   // Sorted indices of the inode's blocks.

@@ -6,6 +6,7 @@
 #include <charconv>
 #include <chrono>
 #include <cstdio>
+#include <random>
 
 #include "common/file_util.h"
 #include "common/log.h"
@@ -26,6 +27,7 @@ Result<std::unique_ptr<BlockService>> BlockService::Start(const ServiceOptions& 
   store_opts.capacity = opts.capacity;
   store_opts.early_writeback = opts.early_writeback;
   ASSIGN_OR_RETURN(s->store_, BlockStore::Open(opts.dir, store_opts));
+  RETURN_IF_ERROR(s->LoadStoreId());
   RETURN_IF_ERROR(s->LoadNodeId());
   BlockService* self = s.get();
   s->server_ = std::make_unique<rpc::Server>(
@@ -81,6 +83,14 @@ void BlockService::Handle(rpc::Message&& m, rpc::Responder&& r) {
     case wire::Op::kBlockDelete:
       st = m.DecodeBody(req);
       if (st.ok()) st = store_->Delete(req.ino);
+      break;
+    case wire::Op::kBlockDrop:
+      st = m.DecodeBody(req);
+      if (st.ok()) st = store_->Drop(req.ino, req.index, req.base, &rep.version);
+      if (st.code() == ESTALE) {
+        rep.refused = true;  // written since: the copy stays
+        st = Status::OK();
+      }
       break;
     case wire::Op::kBlockSync:
       st = store_->Sync();
@@ -164,10 +174,39 @@ wire::NodeInfo BlockService::Info() const {
   n.used = s.used;
   n.blocks = s.blocks;
   n.alive = true;
+  n.store_id = store_id_;
   return n;
 }
 
 // ------------------------------------------------------------- registration
+
+// The store's identity: random at its creation, so a wiped or replaced data
+// directory is never taken for the one the cluster counted copies on.
+Status BlockService::LoadStoreId() {
+  const std::string path = opts_.dir + "/store_id";
+  FILE* f = fopen(path.c_str(), "re");
+  if (f) {
+    char buf[32];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' ')) n--;
+    uint64_t id = 0;
+    auto [end, ec] = std::from_chars(buf, buf + n, id, 16);
+    if (ec != std::errc() || end != buf + n || id == 0)
+      return Status::Error(EINVAL, path + " does not hold a store id");
+    store_id_ = id;
+    return Status::OK();
+  }
+  if (errno != ENOENT) return Status::Error(errno, "open " + path);
+  std::random_device rd;
+  uint64_t id = 0;
+  while (id == 0) id = (uint64_t{rd()} << 32) ^ rd();
+  char hex[32];
+  snprintf(hex, sizeof hex, "%016lx\n", (unsigned long)id);
+  RETURN_IF_ERROR(WriteFileAtomically(path, hex));
+  store_id_ = id;
+  return Status::OK();
+}
 
 Status BlockService::LoadNodeId() {
   const std::string path = opts_.dir + "/node_id";
@@ -192,13 +231,21 @@ Status BlockService::RegisterOnce() {
   RETURN_IF_ERROR(meta_->Invoke(wire::Op::kRegisterNode, req, &rep, opts_.meta_timeout_ms));
   if (rep.node_id == 0) return Status::Error(EPROTO, "metadata service gave node id 0");
   const uint32_t mine = node_id_;
-  if (mine == rep.node_id) return Status::OK();
-  if (mine != 0) {
+  if (mine == rep.node_id && !rep.reset_store) return Status::OK();
+  if (!rep.reset_store && mine != 0) {
     return Status::Error(EEXIST, "metadata service calls this node " + std::to_string(rep.node_id) +
                                      " but node_id says " + std::to_string(mine));
   }
+  // The new id first: a crash before the reset below only leaves copies the
+  // cluster does not count on (never served unless at the committed version).
   RETURN_IF_ERROR(WriteFileAtomically(opts_.dir + "/node_id", std::to_string(rep.node_id) + "\n"));
   node_id_ = rep.node_id;
+  if (rep.reset_store) {
+    // Written off (wiped, or out while away): nothing here is counted on,
+    // and keeping it would only waste the disk.
+    LOG_WARN("the cluster wrote this store off: discarding its blocks, now node %u", rep.node_id);
+    RETURN_IF_ERROR(store_->Reset());
+  }
   LOG_INFO("registered with %s as node %u", opts_.meta.c_str(), rep.node_id);
   return Status::OK();
 }

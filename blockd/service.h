@@ -53,6 +53,7 @@ class BlockService {
   void HandleWrite(const rpc::Message& m, rpc::Responder& r);
   void HandleRead(const rpc::Message& m, rpc::Responder& r);
   wire::NodeInfo Info() const;
+  Status LoadStoreId();
   Status LoadNodeId();
   Status SaveNodeId(uint32_t id);
   Status RegisterOnce();
@@ -63,6 +64,7 @@ class BlockService {
   std::unique_ptr<rpc::Server> server_;
   std::unique_ptr<rpc::Channel> meta_;
   std::atomic<uint32_t> node_id_{0};
+  uint64_t store_id_ = 0;
   std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;

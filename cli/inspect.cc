@@ -7,22 +7,13 @@
 #include <set>
 
 #include "blockd/client.h"
+#include "cli/format.h"
 #include "cli/process.h"
 #include "meta/client.h"
 
 namespace ringfs::cli {
 
 namespace {
-
-std::string Human(uint64_t bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
-  double v = static_cast<double>(bytes);
-  int u = 0;
-  while (v >= 1024 && u < 5) v /= 1024, u++;
-  char buf[32];
-  snprintf(buf, sizeof buf, u ? "%.1f %s" : "%.0f %s", v, units[u]);
-  return buf;
-}
 
 Result<wire::ClusterMap> FetchMap(const std::string& meta) {
   meta::Client client(meta, 3000, 0);
@@ -35,27 +26,6 @@ Result<wire::ClusterMap> FetchMap(const std::string& meta) {
 }
 
 }  // namespace
-
-Status PrintStatus(const std::string& meta) {
-  ASSIGN_OR_RETURN(wire::ClusterMap map, FetchMap(meta));
-  blockd::Client blocks;
-  blocks.SetMap(map);
-  printf("cluster map epoch %lu, replicas %u, %zu node(s); meta %s\n", (unsigned long)map.epoch,
-         map.replicas, map.nodes.size(), meta.c_str());
-  printf("%-4s %-24s %-10s %-6s %12s %12s %10s\n", "ID", "ADDRESS", "ZONE", "STATE", "CAPACITY",
-         "USED", "BLOCKS");
-  for (const auto& n : map.nodes) {
-    wire::NodeInfo s = n;
-    // Ask the node itself for fresh numbers; fall back to its last heartbeat.
-    wire::BlockReply rep;
-    bool live = n.alive && blocks.Call(n.id, wire::Op::kBlockStat, {}, &rep).ok();
-    if (live) s.capacity = rep.stats.capacity, s.used = rep.stats.used, s.blocks = rep.stats.blocks;
-    printf("%-4u %-24s %-10s %-6s %12s %12s %10lu\n", n.id, n.addr.c_str(), n.zone.c_str(),
-           n.alive ? "up" : "down", Human(s.capacity).c_str(), Human(s.used).c_str(),
-           (unsigned long)s.blocks);
-  }
-  return Status::OK();
-}
 
 Status PrintLocate(const std::string& path, const std::string& meta_override) {
   struct stat st;

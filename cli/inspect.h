@@ -1,4 +1,4 @@
-// `ringfs status` and `ringfs locate`: read-only views of a cluster.
+// `ringfs locate`: where each block of a file is.
 #pragma once
 
 #include <string>
@@ -7,7 +7,6 @@
 
 namespace ringfs::cli {
 
-Status PrintStatus(const std::string& meta_endpoint);
 Status PrintLocate(const std::string& path, const std::string& meta_endpoint_override);
 
 }  // namespace ringfs::cli

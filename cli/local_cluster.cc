@@ -74,7 +74,65 @@ Status Failed(const std::string& dir, const std::string& name, const std::string
                                 Tail(dir + "/logs/" + name + ".log", 15));
 }
 
+std::vector<std::string> Split(const std::string& s) {
+  std::vector<std::string> out;
+  std::istringstream in(s);
+  std::string w;
+  while (in >> w) out.push_back(w);
+  return out;
+}
+
+std::string NodeAddr(Conf& c, int i) { return "tcp://127.0.0.1:" + c["node" + std::to_string(i) + "_port"]; }
+
+Status StartNode(const std::string& dir, const std::string& bin, Conf& c, int i, const std::string& meta,
+                 const std::string& zone) {
+  const std::string n = "node" + std::to_string(i);
+  std::error_code ec;
+  fs::create_directories(dir + "/" + n, ec);
+  if (ec) return Status::Error(ec.value(), "create " + dir + "/" + n + ": " + ec.message());
+  bool started = false;
+  return StartDaemon(dir, n,
+                     {bin + "/ringfs-blockd", "--dir", dir + "/" + n, "--listen", NodeAddr(c, i),
+                      "--meta", meta, "--zone", zone},
+                     &started);
+}
+
+std::string ZoneOf(Conf& c, int i) {
+  if (c.count("node" + std::to_string(i) + "_zone")) return c["node" + std::to_string(i) + "_zone"];
+  return "zone" + std::to_string(i % std::stoi(c["zones"]));
+}
+
+// The map's entry (not out) for `addr`, if it has registered and is alive.
+const wire::NodeInfo* Registered(const wire::ClusterMap& map, const std::string& addr) {
+  for (const auto& n : map.nodes)
+    if (n.addr == addr && n.state != wire::NodeState::kOut && n.alive) return &n;
+  return nullptr;
+}
+
 }  // namespace
+
+Result<std::string> AddLocalNode(const std::string& dir_arg, const std::string& zone, int timeout_s) {
+  std::error_code ec;
+  if (!fs::exists(dir_arg + "/cluster.conf", ec)) return Status::Error(ENOENT, "no cluster in " + dir_arg + " (run ringfs up)");
+  const std::string dir = fs::canonical(dir_arg).string();
+  Conf c = LoadConf(dir);
+  const int i = std::stoi(c["nodes"]);
+  RETURN_IF_ERROR(EnsurePort(c, "node" + std::to_string(i) + "_port"));
+  if (!zone.empty()) c["node" + std::to_string(i) + "_zone"] = zone;
+  c["nodes"] = std::to_string(i + 1);
+  RETURN_IF_ERROR(SaveConf(dir, c));
+  const std::string meta = "tcp://127.0.0.1:" + c["meta_port"];
+  RETURN_IF_ERROR(StartNode(dir, SelfDir(), c, i, meta, ZoneOf(c, i)));
+  meta::Client client(meta, 2000, 0);
+  const std::string addr = NodeAddr(c, i);
+  if (!WaitFor(timeout_s, [&] {
+        auto map = client.GetMap();
+        return map.ok() && Registered(*map, addr);
+      }))
+    return Failed(dir, "node" + std::to_string(i), "the new block daemon did not register");
+  printf("started node%d at %s (log %s/logs/node%d.log)\n", i, addr.c_str(), dir.c_str(), i);
+  return addr;
+}
 
 Result<std::string> MetaEndpoint(const std::string& dir) {
   Conf c = LoadConf(dir);
@@ -96,8 +154,16 @@ Status Up(const UpOptions& o) {
   if (!c.count("nodes")) c["nodes"] = std::to_string(o.nodes);
   if (!c.count("zones")) c["zones"] = std::to_string(o.zones);
   if (!c.count("mount")) c["mount"] = o.mount.empty() ? dir + "/mnt" : o.mount;
+  if (!c.count("meta_args")) {
+    std::string joined;
+    for (const auto& a : o.meta_args) {
+      if (a.find_first_of(" \t\n") != std::string::npos)
+        return Status::Error(EINVAL, "--meta-arg values cannot contain spaces: " + a);
+      joined += (joined.empty() ? "" : " ") + a;
+    }
+    c["meta_args"] = joined;
+  }
   const int nodes = std::stoi(c["nodes"]);
-  const int zones = std::stoi(c["zones"]);
   RETURN_IF_ERROR(EnsurePort(c, "meta_port"));
   for (int i = 0; i < nodes; i++) RETURN_IF_ERROR(EnsurePort(c, "node" + std::to_string(i) + "_port"));
   RETURN_IF_ERROR(SaveConf(dir, c));
@@ -106,32 +172,38 @@ Status Up(const UpOptions& o) {
   fs::create_directories(dir + "/meta", ec);
   for (int i = 0; i < nodes; i++) fs::create_directories(dir + "/node" + std::to_string(i), ec);
   bool started = false;
-  RETURN_IF_ERROR(StartDaemon(dir, "meta",
-                              {bin + "/ringfs-meta", "--dir", dir + "/meta", "--listen", meta},
-                              &started));
+  std::vector<std::string> meta_argv = {bin + "/ringfs-meta", "--dir", dir + "/meta", "--listen", meta};
+  for (const auto& a : Split(c["meta_args"])) meta_argv.push_back(a);
+  RETURN_IF_ERROR(StartDaemon(dir, "meta", meta_argv, &started));
   meta::Client client(meta, 2000, 0);
   if (!WaitFor(o.timeout_s, [&] {
         return client.GetMap().ok() || !ReadLivePid(dir + "/run/meta.pid");
       }) || !client.GetMap().ok()) {
     return Failed(dir, "meta", "the metadata service did not start");
   }
-  for (int i = 0; i < nodes; i++) {
-    const std::string n = "node" + std::to_string(i);
-    RETURN_IF_ERROR(StartDaemon(
-        dir, n,
-        {bin + "/ringfs-blockd", "--dir", dir + "/" + n, "--listen",
-         "tcp://127.0.0.1:" + c[n + "_port"], "--meta", meta, "--zone",
-         "zone" + std::to_string(i % zones)},
-        &started));
-  }
+  for (int i = 0; i < nodes; i++) RETURN_IF_ERROR(StartNode(dir, bin, c, i, meta, ZoneOf(c, i)));
+  // Every node registered, and the ones this cluster has not admitted yet
+  // (a first start, or a node wiped and restarted under a new id) admitted.
   auto all_alive = [&] {
     auto map = client.GetMap();
     if (!map.ok()) return false;
-    int alive = 0;
-    for (const auto& n : map->nodes) alive += n.alive;
-    return alive >= nodes;
+    for (int i = 0; i < nodes; i++)
+      if (!Registered(*map, NodeAddr(c, i))) return false;
+    return true;
   };
   if (!WaitFor(o.timeout_s, all_alive)) return Failed(dir, "node0", "block daemons did not register");
+  if (auto map = client.GetMap(); map.ok()) {
+    for (int i = 0; i < nodes; i++) {
+      const wire::NodeInfo* n = Registered(*map, NodeAddr(c, i));
+      if (!n || n->state != wire::NodeState::kJoining) continue;
+      wire::MetaRequest req;
+      req.node.id = n->id;
+      req.node.weight = UINT32_MAX;
+      wire::MetaReply rep;
+      Status st = client.Call(wire::Op::kNodeAdd, req, &rep);
+      if (!st.ok()) return Status::Error(st.code(), "admitting node" + std::to_string(i) + ": " + st.message());
+    }
+  }
 
   const std::string mnt = c["mount"];
   if (mnt != "none") {
@@ -155,8 +227,7 @@ Status Up(const UpOptions& o) {
   printf("ringfs is up in %s\n", dir.c_str());
   printf("  meta      %s  (log %s/logs/meta.log)\n", meta.c_str(), dir.c_str());
   for (int i = 0; i < nodes; i++) {
-    printf("  node%-5d tcp://127.0.0.1:%s  zone%d\n", i, c["node" + std::to_string(i) + "_port"].c_str(),
-           i % zones);
+    printf("  node%-5d %s  %s\n", i, NodeAddr(c, i).c_str(), ZoneOf(c, i).c_str());
   }
   if (mnt != "none") printf("  mount     %s\n", mnt.c_str());
   printf("stop it with: ringfs down --dir %s\n", dir.c_str());

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 
@@ -14,6 +15,8 @@ struct UpOptions {
   int zones = 1;
   bool allow_other = false;
   int timeout_s = 30;
+  // Extra flags for ringfs-meta (kept in cluster.conf for later `up`s).
+  std::vector<std::string> meta_args;
 };
 
 // Starts whatever part of the cluster in `dir` is not running (so it also
@@ -23,5 +26,8 @@ Status Up(const UpOptions& opts);
 Status Down(const std::string& dir);
 // The metadata endpoint recorded for the cluster in `dir`.
 Result<std::string> MetaEndpoint(const std::string& dir);
+// Starts one more block daemon in the local cluster in `dir` and waits until
+// it has registered (joining); returns its address, for `node add`.
+Result<std::string> AddLocalNode(const std::string& dir, const std::string& zone, int timeout_s);
 
 }  // namespace ringfs::cli

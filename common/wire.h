@@ -9,7 +9,7 @@
 
 namespace ringfs::wire {
 
-constexpr uint16_t kProtocolVersion = 3;
+constexpr uint16_t kProtocolVersion = 4;
 // Largest header frame accepted; bodies are small, data travels separately.
 constexpr size_t kMaxHeaderBytes = 1 << 20;
 // Block size: the unit of placement and replication (see docs/ARCHITECTURE.md).
@@ -46,6 +46,9 @@ enum class Op : uint16_t {
   kGetBlocks,    // committed block versions of a file, from block `cookie` on
   kRegisterNode = 40,
   kGetMap,
+  kNodeAdd,       // admit a joining node (`node`: addr, zone, weight); `flags` kDryRun
+  kNodeRemove,    // drain node `node.id` out of the map; `flags` kDryRun, kForce
+  kClusterStatus, // health and data movement (MetaReply.health)
   // Block daemon.
   kBlockWrite = 60,
   kBlockRead,
@@ -54,6 +57,7 @@ enum class Op : uint16_t {
   kBlockSync,      // make everything written so far durable
   kBlockStat,
   kBlockList,  // block indices held for one inode
+  kBlockDrop,  // remove one block (`index`) if it holds `base` (a moved copy)
 };
 
 struct Envelope {
@@ -143,6 +147,26 @@ struct StatFs {
   void serialize(A& ar) { ar(total_bytes, free_bytes, files); }
 };
 
+// Where a node stands in the cluster map (docs/ARCHITECTURE.md, "Membership").
+enum class NodeState : uint8_t {
+  kJoining = 0,   // registered, not admitted: holds no data, not in the ring
+  kIn = 1,        // in the ring: placed blocks go to it
+  kDraining = 2,  // leaving: out of the ring, its copies still read and moved off
+  kOut = 3,       // gone: its copies are never used again; the id is not reused
+};
+inline const char* NodeStateName(NodeState s) {
+  switch (s) {
+    case NodeState::kJoining: return "joining";
+    case NodeState::kIn: return "in";
+    case NodeState::kDraining: return "draining";
+    case NodeState::kOut: return "out";
+  }
+  return "?";
+}
+
+// In the ring or draining off it: a node whose copies count.
+inline bool HoldsData(NodeState s) { return s == NodeState::kIn || s == NodeState::kDraining; }
+
 struct NodeInfo {
   uint32_t id = 0;
   std::string addr;  // tcp://host:port of the block service
@@ -150,8 +174,49 @@ struct NodeInfo {
   uint32_t weight = 100;
   uint64_t capacity = 0, used = 0, blocks = 0;
   bool alive = false;
+  NodeState state = NodeState::kJoining;
+  // The ring position's seed: the id of the node whose place this one took
+  // (a store wiped and refilled keeps its place), else its own id.
+  uint32_t token = 0;
+  // Random at a store's creation: a store wiped (or replaced) is a new one,
+  // whose copies the cluster must not count on.
+  uint64_t store_id = 0;
+  // kOut: marked out by the down-out interval (it comes back in by itself).
+  bool auto_out = false;
+  uint64_t down_ms = 0;  // how long the map has seen it down (0 while alive)
   template <class A>
-  void serialize(A& ar) { ar(id, addr, zone, weight, capacity, used, blocks, alive); }
+  void serialize(A& ar) {
+    ar(id, addr, zone, weight, capacity, used, blocks, alive, state, token, store_id, auto_out,
+       down_ms);
+  }
+};
+
+// One node's part of a data movement plan (node add/remove --dry-run).
+struct NodeMove {
+  uint32_t id = 0;
+  uint64_t blocks_in = 0, bytes_in = 0, blocks_out = 0, bytes_out = 0;
+  double share_before = 0, share_after = 0;  // fraction of placed copies
+  template <class A>
+  void serialize(A& ar) { ar(id, blocks_in, bytes_in, blocks_out, bytes_out, share_before, share_after); }
+};
+
+// Cluster health and data movement (kClusterStatus).
+struct Health {
+  uint64_t blocks = 0;             // block records scanned in the last full pass
+  uint64_t under_replicated = 0;   // fewer valid copies than replicas (last pass)
+  uint64_t misplaced = 0;          // a copy off its placement (last pass)
+  uint64_t passes = 0;             // full passes of the mover since start
+  bool moving = false;             // a pass with work to do is under way
+  uint64_t move_total_bytes = 0;   // planned for the current movement
+  uint64_t move_done_bytes = 0;    // copied so far in it
+  uint64_t moved_bytes = 0;        // copied since start (all movements, repairs)
+  uint64_t rate_bytes_per_s = 0;   // current copy rate
+  uint64_t rate_limit = 0;         // configured, bytes/s
+  template <class A>
+  void serialize(A& ar) {
+    ar(blocks, under_replicated, misplaced, passes, moving, move_total_bytes, move_done_bytes,
+       moved_bytes, rate_bytes_per_s, rate_limit);
+  }
 };
 
 struct ClusterMap {
@@ -223,10 +288,14 @@ struct MetaReply {
   // older than a truncation since; a client whose write came after it
   // restamps them at the current epoch and commits again.
   std::vector<uint64_t> superseded;
+  // kNodeAdd / kNodeRemove: what moves (planned, or started).
+  std::vector<NodeMove> plan;
+  Health health;   // kClusterStatus
+  bool reset_store = false;  // kRegisterNode: discard every block held (see NodeInfo::store_id)
   template <class A>
   void serialize(A& ar) {
     ar(attr, entries, eof, value, statfs, map, node_id, dirs, runs, runs_end, prev_data_version,
-       superseded);
+       superseded, plan, health, reset_store);
   }
 };
 
@@ -239,6 +308,12 @@ enum BlockFlags : uint32_t {
   kBlockVersionOnly = 4,
   // kBlockRead: serve whatever version the block holds (tools, repair).
   kBlockAnyVersion = 8,
+};
+
+// MetaRequest.flags for kNodeAdd / kNodeRemove.
+enum NodeOpFlags : uint32_t {
+  kDryRun = 1,  // plan only: nothing changes
+  kForce = 2,   // kNodeRemove of a dead node: re-replicate from the other copies
 };
 
 // MetaRequest.flags for kUnlink/kRmdir/kRename: none yet. MetaRequest.flags for

@@ -38,14 +38,14 @@ void BlockReclaimer::Loop() {
     {
       std::unique_lock<std::mutex> lock(mu_);
       // A full batch finished means more may wait: go again at once.
-      if (finished < opts_.batch) {
+      if (finished < opts_.batch && !pass_.active) {
         cv_.wait_for(lock, std::chrono::milliseconds(opts_.interval_ms),
                      [&] { return stop_ || kicked_; });
       }
       if (stop_) return;
       kicked_ = false;
     }
-    finished = RunOnce() + RepairOnce();
+    finished = RunOnce() + RepairOnce() + MoveOnce();
   }
 }
 
@@ -81,7 +81,7 @@ size_t BlockReclaimer::RunOnce() {
     const std::string body = codec::Encode(req);
     std::vector<std::pair<uint32_t, rpc::Pending>> calls;
     for (const auto& n : map.nodes) {
-      if (acks.count(n.id) || !n.alive || unreachable.count(n.id)) continue;
+      if (!wire::HoldsData(n.state) || acks.count(n.id) || !n.alive || unreachable.count(n.id)) continue;
       calls.emplace_back(n.id, ChannelFor(n.addr).Start(wire::Op::kBlockDelete, body, nullptr,
                                                         opts_.rpc_timeout_ms));
     }
@@ -97,7 +97,7 @@ size_t BlockReclaimer::RunOnce() {
       }
     }
     bool all = true;
-    for (const auto& n : map.nodes) all = all && acks.count(n.id) > 0;
+    for (const auto& n : map.nodes) all = all && (!wire::HoldsData(n.state) || acks.count(n.id) > 0);
     if (all) done.push_back(ino);
   }
   Status st = ns_->FinishGc(done);

@@ -33,6 +33,19 @@ int main(int argc, char** argv) {
                  "a client silent this long is gone: files it had open may be reclaimed")
       ->capture_default_str()
       ->check(CLI::Range(1000, 3600000));
+  app.add_option("--down-out-ms", opt.down_out_ms,
+                 "an in node down this long is marked out and its blocks copied elsewhere "
+                 "(default 10 minutes, like Ceph: a reboot moves no data)")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1000}, int64_t{1} << 40));
+  app.add_option("--move-rate", opt.move_rate,
+                 "bytes/s of data movement and re-replication, 0 = unlimited (default 64 MiB/s: "
+                 "foreground I/O keeps at least half its speed)")
+      ->capture_default_str();
+  app.add_option("--idle-pass-ms", opt.idle_pass_ms,
+                 "every block is checked against its placement this often when nothing changed")
+      ->capture_default_str()
+      ->check(CLI::Range(1000, 86400000));
   CLI11_PARSE(app, argc, argv);
 
   // Block the stop signals before any thread starts, then wait for them here.

@@ -276,6 +276,59 @@ Status Namespace::AddHolder(uint64_t ino, uint64_t index, const wire::BlockVersi
   return txn.Commit();
 }
 
+Result<std::vector<Namespace::BlockItem>> Namespace::ScanBlocks(size_t max, uint64_t from_ino,
+                                                                uint64_t from_index) const {
+  ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::Read(*env_));
+  StoreTxn t(txn);
+  std::vector<BlockItem> out;
+  uint64_t size_ino = 0, size = 0;  // the last file's size: records come grouped by file
+  lmdb::Cursor c(txn, lmdb::Table::kBlocks);
+  for (bool ok = c.Seek(schema::BlockKey(from_ino, from_index)); ok && out.size() < max; ok = c.Next()) {
+    if (c.key().size() != 16) continue;
+    BlockItem item;
+    item.ino = schema::LoadBE(c.key());
+    item.index = schema::LoadBE(c.key(), 8);
+    auto rec = t.GetBlock(item.ino, item.index);
+    if (!rec.ok()) {
+      if (rec.status().code() == ENOENT) continue;
+      return rec.status();
+    }
+    item.record = std::move(rec).value();
+    if (item.ino != size_ino) {
+      auto node = t.GetInode(item.ino);
+      size_ino = item.ino;
+      size = node.ok() ? node->attr.size : 0;
+    }
+    const uint64_t start = item.index * wire::kBlockSize;
+    item.bytes = size <= start ? 0 : std::min<uint64_t>(wire::kBlockSize, size - start);
+    out.push_back(std::move(item));
+  }
+  RETURN_IF_ERROR(c.status());
+  return out;
+}
+
+Result<uint64_t> Namespace::BlockCount() const {
+  ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::Read(*env_));
+  ASSIGN_OR_RETURN(size_t n, txn.Count(lmdb::Table::kBlocks));
+  return static_cast<uint64_t>(n);
+}
+
+Status Namespace::DropHolders(uint64_t ino, uint64_t index, const wire::BlockVersion& version,
+                              const std::vector<uint32_t>& nodes) {
+  ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::Write(*env_));
+  StoreTxn t(txn);
+  auto rec = t.GetBlock(ino, index);
+  if (!rec.ok()) return rec.status().code() == ENOENT ? Status::OK() : rec.status();
+  if (!(rec->version == version)) return Status::OK();  // rewritten since: its holders are new
+  const size_t before = rec->holders.size();
+  std::erase_if(rec->holders, [&](uint32_t id) {
+    return std::find(nodes.begin(), nodes.end(), id) != nodes.end();
+  });
+  if (rec->holders.size() == before) return Status::OK();
+  RETURN_IF_ERROR(t.PutBlock(ino, index, *rec, opts_.replicas));
+  return txn.Commit();
+}
+
 Status Namespace::DoneRepair(uint64_t ino, uint64_t index, const wire::BlockVersion* version) {
   ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::Write(*env_));
   StoreTxn t(txn);

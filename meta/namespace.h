@@ -106,6 +106,19 @@ class Namespace {
   // Drops the block's repair entry if it is still at `version` (null: if
   // the block is gone).
   Status DoneRepair(uint64_t ino, uint64_t index, const wire::BlockVersion* version);
+  // Block records in key order from (from_ino, from_index), up to `max`,
+  // each with the bytes the block holds at most (from the file's size).
+  struct BlockItem {
+    uint64_t ino = 0, index = 0;
+    BlockRecord record;
+    uint64_t bytes = 0;
+  };
+  Result<std::vector<BlockItem>> ScanBlocks(size_t max, uint64_t from_ino = 0,
+                                            uint64_t from_index = 0) const;
+  Result<uint64_t> BlockCount() const;
+  // Removes `nodes` from the block's holders if it is still at `version`.
+  Status DropHolders(uint64_t ino, uint64_t index, const wire::BlockVersion& version,
+                     const std::vector<uint32_t>& nodes);
   // Unlinked files not yet reclaimed (the `orphans` table), up to `max`.
   Result<std::vector<uint64_t>> Orphans(size_t max) const;
   Result<bool> IsOrphan(uint64_t ino) const;

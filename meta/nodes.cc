@@ -27,14 +27,47 @@ Result<uint64_t> GetCounter(const lmdb::Txn& txn, std::string_view key) {
   return n;
 }
 
-// The persisted part of a node: who it is, not how it is doing.
-wire::NodeInfo Identity(const wire::NodeInfo& n) {
-  wire::NodeInfo id;
+// Node records: a marker no id takes, then the node's identity and place.
+// Records from before membership states (just a NodeInfo of that time)
+// were all in the ring.
+constexpr uint32_t kRecordMarker = UINT32_MAX;
+
+struct LegacyNodeInfo {
+  uint32_t id = 0;
+  std::string addr, zone;
+  uint32_t weight = 100;
+  uint64_t capacity = 0, used = 0, blocks = 0;
+  bool alive = false;
+  template <class A>
+  void serialize(A& ar) { ar(id, addr, zone, weight, capacity, used, blocks, alive); }
+};
+
+std::string EncodeRecord(const wire::NodeInfo& n) {
+  wire::NodeInfo id;  // who it is and where it stands, not how it is doing
   id.id = n.id;
   id.addr = n.addr;
   id.zone = n.zone;
   id.weight = n.weight;
-  return id;
+  id.state = n.state;
+  id.token = n.token;
+  id.store_id = n.store_id;
+  id.auto_out = n.auto_out;
+  return codec::Encode(kRecordMarker, id);
+}
+
+Status DecodeRecord(std::string_view bytes, wire::NodeInfo* n) {
+  uint32_t marker = 0;
+  if (bytes.size() >= 4) std::memcpy(&marker, bytes.data(), 4);
+  if (marker == kRecordMarker) return codec::Decode(bytes, marker, *n);
+  LegacyNodeInfo old;
+  RETURN_IF_ERROR(codec::Decode(bytes, old));
+  *n = wire::NodeInfo{};
+  n->id = old.id;
+  n->addr = old.addr;
+  n->zone = old.zone;
+  n->weight = old.weight;
+  n->state = wire::NodeState::kIn;
+  return Status::OK();
 }
 
 }  // namespace
@@ -51,8 +84,10 @@ int64_t NodeRegistry::Now() const {
   return duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
 }
 
+
 Status NodeRegistry::Load() {
   std::lock_guard<std::mutex> lock(mu_);
+  started_ms_ = Now();
   {
     ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::Read(*env_));
     ASSIGN_OR_RETURN(epoch_, GetCounter(txn, schema::kMapEpoch));
@@ -61,24 +96,22 @@ Status NodeRegistry::Load() {
     lmdb::Cursor c(txn, Table::kNodes);
     for (bool ok = c.First(); ok; ok = c.Next()) {
       Entry e;
-      RETURN_IF_ERROR(codec::Decode(c.value(), e.info));
+      RETURN_IF_ERROR(DecodeRecord(c.value(), &e.info));
       e.info.alive = false;
       nodes_[e.info.id] = e;
     }
     RETURN_IF_ERROR(c.status());
   }
-  epoch_++;  // liveness starts unknown: a new map
-  return Persist(nullptr);
+  return Commit({});  // liveness starts unknown: a new map
 }
 
-Status NodeRegistry::Persist(const wire::NodeInfo* node) {
+Status NodeRegistry::Commit(const std::vector<const wire::NodeInfo*>& changed) {
+  epoch_++;
   ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::Write(*env_));
   RETURN_IF_ERROR(txn.Put(Table::kCounters, schema::kMapEpoch, U64Bytes(epoch_)));
   RETURN_IF_ERROR(txn.Put(Table::kCounters, schema::kNextNodeId, U64Bytes(next_id_)));
-  if (node) {
-    RETURN_IF_ERROR(
-        txn.Put(Table::kNodes, schema::U32Key(node->id), codec::Encode(Identity(*node))));
-  }
+  for (const wire::NodeInfo* n : changed)
+    RETURN_IF_ERROR(txn.Put(Table::kNodes, schema::U32Key(n->id), EncodeRecord(*n)));
   return txn.Commit();
 }
 
@@ -86,63 +119,134 @@ bool NodeRegistry::RefreshLiveness() {
   const int64_t now = Now();
   bool changed = false;
   for (auto& [id, e] : nodes_) {
-    bool alive = e.heard && now - e.last_ms <= opts_.node_timeout_ms;
+    const bool alive = e.heard && now - e.last_ms <= opts_.node_timeout_ms;
+    const int64_t since = e.heard ? e.last_ms : started_ms_;
+    e.info.down_ms = alive ? 0 : static_cast<uint64_t>(std::max<int64_t>(0, now - since));
     if (alive != e.info.alive) {
       e.info.alive = alive;
       changed = true;
-      LOG_INFO("node %u (%s) is %s", id, e.info.addr.c_str(), alive ? "up" : "down");
+      if (e.info.state != wire::NodeState::kOut)
+        LOG_INFO("node %u (%s) is %s", id, e.info.addr.c_str(), alive ? "up" : "down");
     }
   }
   return changed;
 }
 
-Result<uint32_t> NodeRegistry::Register(const wire::NodeInfo& info) {
-  if (info.addr.empty()) return Status::Error(EINVAL, "node without an address");
-  std::lock_guard<std::mutex> lock(mu_);
-  uint32_t id = info.id;
-  if (id == 0) {
-    for (const auto& [known, e] : nodes_) {
-      if (e.info.addr == info.addr) id = known;
-    }
-  }
-  if (id == 0) {
-    if (next_id_ > UINT32_MAX) return Status::Error(ENOSPC, "node ids exhausted");
-    id = static_cast<uint32_t>(next_id_++);
-  } else if (id >= next_id_) {
-    next_id_ = uint64_t{id} + 1;  // a node we forgot (a wiped store) keeps its id
-  }
-  auto it = nodes_.find(id);
-  const bool is_new = it == nodes_.end();
-  Entry& e = nodes_[id];
-  const bool identity_changed = is_new || e.info.addr != info.addr || e.info.zone != info.zone ||
-                                e.info.weight != info.weight;
-  const bool was_alive = e.info.alive;
-  e.info = info;
-  e.info.id = id;
-  e.info.alive = was_alive;
-  e.last_ms = Now();
-  e.heard = true;
-  bool changed = RefreshLiveness() || identity_changed;
-  if (changed) {
-    epoch_++;
-    Status st = Persist(identity_changed ? &e.info : nullptr);
-    if (!st.ok()) {
-      if (is_new) nodes_.erase(id);
-      return st;
-    }
-  }
-  if (is_new)
-    LOG_INFO("node %u registered at %s zone '%s'", id, info.addr.c_str(), info.zone.c_str());
-  return id;
+uint32_t NodeRegistry::InCount() const {
+  uint32_t n = 0;
+  for (const auto& [id, e] : nodes_) n += e.info.state == wire::NodeState::kIn;
+  return n;
 }
 
-wire::ClusterMap NodeRegistry::Map() {
+Result<uint32_t> NodeRegistry::NewId() {
+  if (next_id_ >= UINT32_MAX) return Status::Error(ENOSPC, "node ids exhausted");
+  return static_cast<uint32_t>(next_id_++);
+}
+
+Result<NodeRegistry::Entry*> NodeRegistry::Replace(Entry& old, const wire::NodeInfo& info,
+                                                   std::vector<const wire::NodeInfo*>* changed) {
+  ASSIGN_OR_RETURN(uint32_t id, NewId());
+  Entry& e = nodes_[id];
+  e.info = info;
+  e.info.id = id;
+  e.info.zone = old.info.zone;
+  e.info.weight = old.info.weight;
+  e.info.state = old.info.state == wire::NodeState::kOut ? wire::NodeState::kIn : old.info.state;
+  e.info.token = old.info.token ? old.info.token : old.info.id;
+  e.info.auto_out = false;
+  e.info.alive = false;
+  old.info.state = wire::NodeState::kOut;
+  old.info.auto_out = false;
+  changed->push_back(&old.info);
+  changed->push_back(&e.info);
+  LOG_WARN("node %u (%s) is a new store: it takes node %u's place as node %u; node %u is out",
+           old.info.id, info.addr.c_str(), old.info.id, id, old.info.id);
+  return &e;
+}
+
+Result<NodeRegistry::Registration> NodeRegistry::Register(const wire::NodeInfo& info) {
+  if (info.addr.empty()) return Status::Error(EINVAL, "node without an address");
   std::lock_guard<std::mutex> lock(mu_);
-  if (RefreshLiveness()) {
-    epoch_++;
-    Status st = Persist(nullptr);
-    if (!st.ok()) LOG_WARN("map epoch not persisted: %s", st.ToString().c_str());
+  Entry* e = nullptr;
+  if (info.id != 0) {
+    auto it = nodes_.find(info.id);
+    if (it != nodes_.end()) e = &it->second;
+  } else {
+    for (auto& [known, k] : nodes_)
+      if (k.info.addr == info.addr && k.info.state != wire::NodeState::kOut) e = &k;
   }
+  Registration reg;
+  std::vector<const wire::NodeInfo*> changed;
+  if (e == nullptr) {
+    // New, or one this store forgot (a lost metadata store): it may keep its id.
+    uint32_t id = info.id;
+    if (id == 0) {
+      ASSIGN_OR_RETURN(id, NewId());
+    } else if (id >= next_id_) {
+      next_id_ = uint64_t{id} + 1;
+    }
+    e = &nodes_[id];
+    e->info = info;
+    e->info.id = id;
+    e->info.state = wire::NodeState::kJoining;
+    e->info.token = 0;
+    e->info.auto_out = false;
+    e->info.alive = false;
+    changed.push_back(&e->info);
+    LOG_INFO("node %u registered at %s zone '%s': joining", id, info.addr.c_str(), info.zone.c_str());
+  } else if (e->info.state == wire::NodeState::kOut) {
+    // Written off while it was away: whatever it holds is not counted on.
+    reg.reset_store = true;
+    if (e->info.auto_out) {
+      ASSIGN_OR_RETURN(e, Replace(*e, info, &changed));
+    } else {
+      ASSIGN_OR_RETURN(uint32_t id, NewId());
+      Entry& fresh = nodes_[id];
+      fresh.info = info;
+      fresh.info.id = id;
+      fresh.info.state = wire::NodeState::kJoining;
+      fresh.info.token = 0;
+      fresh.info.alive = false;
+      e = &fresh;
+      changed.push_back(&e->info);
+      LOG_INFO("removed node %u is back at %s: node %u, joining", info.id, info.addr.c_str(), id);
+    }
+  } else if (info.store_id != 0 && e->info.store_id != 0 && info.store_id != e->info.store_id) {
+    reg.reset_store = true;
+    ASSIGN_OR_RETURN(e, Replace(*e, info, &changed));
+  } else {
+    if (e->info.store_id == 0 && info.store_id != 0) {
+      e->info.store_id = info.store_id;
+      changed.push_back(&e->info);
+    }
+    if (e->info.addr != info.addr) {
+      LOG_INFO("node %u moved from %s to %s", e->info.id, e->info.addr.c_str(), info.addr.c_str());
+      e->info.addr = info.addr;
+      changed.push_back(&e->info);
+    }
+    // Zone and weight are the map's once admitted (set by `node add`).
+    if (e->info.state == wire::NodeState::kJoining &&
+        (e->info.zone != info.zone || e->info.weight != info.weight)) {
+      e->info.zone = info.zone;
+      e->info.weight = info.weight;
+      changed.push_back(&e->info);
+    }
+  }
+  e->info.capacity = info.capacity;
+  e->info.used = info.used;
+  e->info.blocks = info.blocks;
+  // A store told to reset is alive from its next heartbeat, once it has.
+  if (!reg.reset_store) {
+    e->last_ms = Now();
+    e->heard = true;
+  }
+  const bool live_changed = RefreshLiveness();
+  if (!changed.empty() || live_changed) RETURN_IF_ERROR(Commit(changed));
+  reg.id = e->info.id;
+  return reg;
+}
+
+wire::ClusterMap NodeRegistry::MapLocked() const {
   wire::ClusterMap m;
   m.epoch = epoch_;
   m.replicas = opts_.replicas;
@@ -150,11 +254,140 @@ wire::ClusterMap NodeRegistry::Map() {
   return m;
 }
 
+wire::ClusterMap NodeRegistry::Map() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (RefreshLiveness()) {
+    Status st = Commit({});
+    if (!st.ok()) LOG_WARN("map epoch not persisted: %s", st.ToString().c_str());
+  }
+  return MapLocked();
+}
+
+uint64_t NodeRegistry::epoch() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return epoch_;
+}
+
+Result<wire::ClusterMap> NodeRegistry::Admit(uint32_t id, const std::string& addr,
+                                             const std::string& zone, uint32_t weight,
+                                             bool dry_run) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Entry* e = nullptr;
+  for (auto& [known, k] : nodes_) {
+    if (k.info.state == wire::NodeState::kOut) continue;
+    if ((id != 0 && known == id) || (id == 0 && k.info.addr == addr)) e = &k;
+  }
+  const std::string who = id != 0 ? "node " + std::to_string(id) : addr;
+  if (e == nullptr) {
+    return Status::Error(ENOENT, "no block daemon has registered as " + who +
+                                     " (start ringfs-blockd with --meta pointing at this cluster "
+                                     "first; it is listed as joining until added)");
+  }
+  if (e->info.state == wire::NodeState::kIn)
+    return Status::Error(EEXIST, who + " is already in the cluster (node " +
+                                     std::to_string(e->info.id) + ")");
+  wire::NodeInfo next = e->info;
+  next.state = wire::NodeState::kIn;
+  if (!zone.empty()) next.zone = zone;
+  if (weight != UINT32_MAX) next.weight = weight;
+  if (dry_run) {
+    wire::ClusterMap m = MapLocked();
+    for (auto& n : m.nodes)
+      if (n.id == next.id) n = next;
+    return m;
+  }
+  wire::NodeInfo before = e->info;
+  e->info = next;
+  Status st = Commit({&e->info});
+  if (!st.ok()) {
+    e->info = before;
+    return st;
+  }
+  LOG_INFO("node %u (%s) admitted: zone '%s' weight %u", next.id, next.addr.c_str(),
+           next.zone.c_str(), next.weight);
+  return MapLocked();
+}
+
+Result<wire::ClusterMap> NodeRegistry::Remove(uint32_t id, bool force, bool dry_run) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = nodes_.find(id);
+  if (it == nodes_.end()) return Status::Error(ENOENT, "no node " + std::to_string(id));
+  Entry& e = it->second;
+  using wire::NodeState;
+  if (e.info.state == NodeState::kOut)
+    return Status::Error(EALREADY, "node " + std::to_string(id) + " is already out");
+  if (e.info.state == NodeState::kDraining && !force)
+    return Status::Error(EALREADY, "node " + std::to_string(id) +
+                                       " is already draining (--force to write its copies off)");
+  if (wire::HoldsData(e.info.state)) {
+    const uint32_t stay = InCount() - (e.info.state == NodeState::kIn ? 1 : 0);
+    if (stay < opts_.replicas) {
+      return Status::Error(EBUSY, "removing node " + std::to_string(id) + " would leave " +
+                                      std::to_string(stay) + " node(s) in, fewer than the " +
+                                      std::to_string(opts_.replicas) + " copies of each block");
+    }
+  }
+  wire::NodeInfo next = e.info;
+  next.state = force || !wire::HoldsData(e.info.state) ? NodeState::kOut : NodeState::kDraining;
+  next.auto_out = false;
+  if (dry_run) {
+    wire::ClusterMap m = MapLocked();
+    for (auto& n : m.nodes)
+      if (n.id == id) n = next;
+    return m;
+  }
+  wire::NodeInfo before = e.info;
+  e.info = next;
+  Status st = Commit({&e.info});
+  if (!st.ok()) {
+    e.info = before;
+    return st;
+  }
+  LOG_INFO("node %u (%s) is %s", id, e.info.addr.c_str(), wire::NodeStateName(next.state));
+  return MapLocked();
+}
+
+Status NodeRegistry::FinishDrain(uint32_t id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = nodes_.find(id);
+  if (it == nodes_.end() || it->second.info.state != wire::NodeState::kDraining)
+    return Status::OK();
+  it->second.info.state = wire::NodeState::kOut;
+  RETURN_IF_ERROR(Commit({&it->second.info}));
+  LOG_INFO("node %u (%s) is drained: out", id, it->second.info.addr.c_str());
+  return Status::OK();
+}
+
+size_t NodeRegistry::ApplyDownOut() {
+  std::lock_guard<std::mutex> lock(mu_);
+  RefreshLiveness();
+  size_t marked = 0;
+  for (auto& [id, e] : nodes_) {
+    if (e.info.state != wire::NodeState::kIn || e.info.alive) continue;
+    if (static_cast<int64_t>(e.info.down_ms) < opts_.down_out_ms) continue;
+    // Never below RF nodes in: the copies would have nowhere distinct to go.
+    if (InCount() <= opts_.replicas) break;
+    e.info.state = wire::NodeState::kOut;
+    e.info.auto_out = true;
+    Status st = Commit({&e.info});
+    if (!st.ok()) {
+      e.info.state = wire::NodeState::kIn;
+      e.info.auto_out = false;
+      LOG_WARN("cannot mark node %u out: %s", id, st.ToString().c_str());
+      break;
+    }
+    LOG_WARN("node %u (%s) down for %lu s: marked out, its blocks are copied elsewhere", id,
+             e.info.addr.c_str(), (unsigned long)(e.info.down_ms / 1000));
+    marked++;
+  }
+  return marked;
+}
+
 NodeRegistry::Space NodeRegistry::AliveSpace() {
   wire::ClusterMap m = Map();
   Space s;
   for (const auto& n : m.nodes) {
-    if (!n.alive) continue;
+    if (!n.alive || !wire::HoldsData(n.state)) continue;
     s.capacity += n.capacity;
     s.used += n.used < n.capacity ? n.used : n.capacity;
     s.alive++;

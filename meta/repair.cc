@@ -100,7 +100,7 @@ size_t BlockReclaimer::RepairOnce() {
     };
     std::vector<const wire::NodeInfo*> sources;
     for (uint32_t id : holders)
-      if (alive(id)) sources.push_back(nodes[id]);
+      if (alive(id) && wire::HoldsData(nodes[id]->state)) sources.push_back(nodes[id]);
     bool complete = true;
     for (uint32_t id : ring.Replicas(ring::Ring::BlockKey(item.ino, item.index), map.replicas)) {
       if (held_by(id)) continue;

@@ -37,10 +37,13 @@ Result<std::unique_ptr<Service>> Service::Open(ServiceOptions opts) {
   NodeRegistry::Options no;
   no.replicas = s->opts_.replicas;
   no.node_timeout_ms = s->opts_.node_timeout_ms;
+  no.down_out_ms = s->opts_.down_out_ms;
   ASSIGN_OR_RETURN(s->nodes_, NodeRegistry::Open(&s->ns_->env(), no));
   s->commit_ = std::make_unique<GroupCommit>(s->ns_.get(), s->opts_.max_batch);
   BlockReclaimer::Options go;
   go.interval_ms = s->opts_.gc_interval_ms;
+  go.move_rate = s->opts_.move_rate;
+  go.idle_pass_ms = s->opts_.idle_pass_ms;
   s->gc_ = std::make_unique<BlockReclaimer>(s->ns_.get(), s->nodes_.get(), go);
   ASSIGN_OR_RETURN(std::vector<uint64_t> sessions, s->ns_->Sessions());
   s->awaiting_.insert(sessions.begin(), sessions.end());
@@ -153,12 +156,14 @@ void Service::Reclaim(uint64_t ino, std::shared_ptr<rpc::Responder> resp) {
 void Service::Handle(rpc::Message&& m, rpc::Responder&& r) {
   const Op op = static_cast<Op>(m.env.op);
   const bool mutation = Namespace::IsMutation(op);
-  if (!mutation && !Namespace::IsRead(op) && op != Op::kRegisterNode && op != Op::kGetMap &&
-      op != Op::kClose && op != Op::kSessionBeat) {
+  const bool cluster_op = op == Op::kRegisterNode || op == Op::kGetMap || op == Op::kNodeAdd ||
+                          op == Op::kNodeRemove || op == Op::kClusterStatus;
+  if (!mutation && !Namespace::IsRead(op) && !cluster_op && op != Op::kClose &&
+      op != Op::kSessionBeat) {
     return r.Reply(Status::Error(EOPNOTSUPP, "op " + std::to_string(m.env.op)));
   }
   wire::MetaRequest req;
-  if (op != Op::kGetMap) {  // GetMap needs no fields: any body will do
+  if (op != Op::kGetMap && op != Op::kClusterStatus) {  // these need no fields: any body will do
     Status st = m.DecodeBody(req);
     if (!st.ok()) return r.Reply(st);
   }
@@ -201,12 +206,33 @@ void Service::Handle(rpc::Message&& m, rpc::Responder&& r) {
 Status Service::HandleDirect(Op op, const wire::MetaRequest& req, wire::MetaReply* rep) {
   switch (op) {
     case Op::kRegisterNode: {
-      ASSIGN_OR_RETURN(rep->node_id, nodes_->Register(req.node));
+      ASSIGN_OR_RETURN(auto reg, nodes_->Register(req.node));
+      rep->node_id = reg.id;
+      rep->reset_store = reg.reset_store;
       rep->map = nodes_->Map();
       return Status::OK();
     }
     case Op::kGetMap:
       rep->map = nodes_->Map();
+      return Status::OK();
+    case Op::kNodeAdd:
+    case Op::kNodeRemove: {
+      const bool dry = req.flags & wire::kDryRun;
+      const wire::ClusterMap before = nodes_->Map();
+      Result<wire::ClusterMap> after =
+          op == Op::kNodeAdd
+              ? nodes_->Admit(req.node.id, req.node.addr, req.node.zone, req.node.weight, dry)
+              : nodes_->Remove(req.node.id, req.flags & wire::kForce, dry);
+      if (!after.ok()) return after.status();
+      // Planned against the records as they are (an inline scan: admin ops are rare).
+      ASSIGN_OR_RETURN(rep->plan, gc_->Plan(before, *after));
+      rep->map = *after;
+      if (!dry) gc_->Kick();
+      return Status::OK();
+    }
+    case Op::kClusterStatus:
+      rep->map = nodes_->Map();
+      rep->health = gc_->health();
       return Status::OK();
     case Op::kStatfs: {
       RETURN_IF_ERROR(ns_->Read(op, req, rep));

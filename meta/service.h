@@ -36,6 +36,11 @@ struct ServiceOptions {
   // its open files no longer keep unlinked files from being reclaimed.
   int session_timeout_ms = 20000;
   int sweep_interval_ms = 2000;                // expiry and orphan sweep period
+  // An in node down this long is marked out and re-replicated (Ceph's
+  // down-out interval is 10 minutes too: a reboot does not move data).
+  int64_t down_out_ms = 600000;
+  uint64_t move_rate = 64ull << 20;  // data movement bytes/s; see BlockReclaimer::Options
+  int idle_pass_ms = 30000;          // full block check period when nothing changed
 };
 
 class Service {

@@ -77,6 +77,14 @@ class ServiceTest : public ::testing::Test {
     *id = p.node_id;
     return p.map;
   }
+  // `ringfs node add` of a registered (joining) node.
+  Status Admit(uint32_t id) {
+    MetaRequest q;
+    q.node.id = id;
+    q.node.weight = UINT32_MAX;
+    MetaReply p;
+    return ch_->Invoke(Op::kNodeAdd, q, &p, kTimeoutMs);
+  }
 
   std::string dir_;
   ServiceOptions opts_;
@@ -173,6 +181,14 @@ TEST_F(ServiceTest, NodeRegistryAndClusterMap) {
   ASSERT_TRUE(m2.ok());
   EXPECT_EQ(id_b, 2u);
   EXPECT_GT(m2->epoch, m1->epoch);
+  EXPECT_EQ(m2->nodes[1].state, wire::NodeState::kJoining);
+  ASSERT_TRUE(Admit(id_a).ok());
+  ASSERT_TRUE(Admit(id_b).ok());
+  EXPECT_EQ(Admit(id_b).code(), EEXIST);
+  EXPECT_EQ(Admit(77).code(), ENOENT);
+  m2 = Register(b, &id_b);
+  ASSERT_TRUE(m2.ok());
+  EXPECT_EQ(m2->nodes[1].state, wire::NodeState::kIn);
   // A node that lost its id file gets its old id back by address.
   auto m3 = Register(a, &again);
   ASSERT_TRUE(m3.ok());
@@ -257,6 +273,8 @@ TEST_F(ServiceTest, ReclaimedBlocksAreDeletedOnEveryNode) {
   uint32_t id1 = 0, id2 = 0;
   ASSERT_TRUE(Register(n1, &id1).ok());
   ASSERT_TRUE(Register(n2, &id2).ok());
+  ASSERT_TRUE(Admit(id1).ok());
+  ASSERT_TRUE(Admit(id2).ok());
 
   MetaReply f;
   ASSERT_TRUE(Create(*ch_, "doomed", &f).ok());

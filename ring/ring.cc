@@ -73,7 +73,7 @@ Ring::Ring(std::vector<Member> members, uint32_t vnodes_per_100) {
   auto for_each_point = [&](auto&& fn) {
     for (uint32_t i = 0; i < members_.size(); i++) {
       uint32_t n = VnodeCount(members_[i].weight, vnodes_per_100);
-      for (uint32_t v = 0; v < n; v++) fn(PointHash(members_[i].id, v), i);
+      for (uint32_t v = 0; v < n; v++) fn(PointHash(members_[i].token ? members_[i].token : members_[i].id, v), i);
     }
   };
 
@@ -104,7 +104,8 @@ Ring::Ring(std::vector<Member> members, uint32_t vnodes_per_100) {
 Ring Ring::FromMap(const wire::ClusterMap& map) {
   std::vector<Member> members;
   members.reserve(map.nodes.size());
-  for (const wire::NodeInfo& n : map.nodes) members.push_back({n.id, n.zone, n.weight});
+  for (const wire::NodeInfo& n : map.nodes)
+    if (n.state == wire::NodeState::kIn) members.push_back({n.id, n.zone, n.weight, n.token});
   return Ring(std::move(members));
 }
 

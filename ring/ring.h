@@ -18,6 +18,9 @@ struct Member {
   uint32_t id = 0;
   std::string zone;
   uint32_t weight = 100;  // 100 = a normal node; 0 = holds no data
+  // What the member's points are hashed from; 0 = its id. A node that takes
+  // over another's place (a wiped store refilled) takes its token.
+  uint32_t token = 0;
 };
 
 class Ring {
@@ -37,8 +40,9 @@ class Ring {
   // with weight 0 are left out (size() does not count them). When ids repeat,
   // the member with the smallest (zone, weight) is kept.
   explicit Ring(std::vector<Member> members, uint32_t vnodes_per_100 = kDefaultVnodes);
-  // All nodes of the map, alive or not: a node that is merely down keeps its
-  // place, so its blocks do not move (reads and writes route around it).
+  // The map's nodes in state kIn, alive or not: a node that is merely down
+  // keeps its place, so its blocks do not move (reads and writes route
+  // around it). Joining, draining and out nodes have no place.
   static Ring FromMap(const wire::ClusterMap& map);
 
   // Key of block `index` of inode `ino`.

@@ -320,25 +320,47 @@ TEST(Ring, DuplicateIdsResolveTheSameWayInAnyOrder) {
   ForSomeKeys([&](uint64_t key) { ASSERT_EQ(a.Replicas(key, 2), b.Replicas(key, 2)); });
 }
 
-TEST(Ring, FromMapTakesEveryNodeAliveOrNot) {
+TEST(Ring, FromMapTakesEveryInNodeAliveOrNot) {
   wire::ClusterMap map;
-  auto add = [&](uint32_t id, const char* zone, uint32_t weight, bool alive) {
+  auto add = [&](uint32_t id, const char* zone, uint32_t weight, bool alive,
+                 wire::NodeState state = wire::NodeState::kIn) {
     wire::NodeInfo n;
     n.id = id;
     n.zone = zone;
     n.weight = weight;
     n.alive = alive;
+    n.state = state;
     map.nodes.push_back(n);
   };
   add(1, "a", 100, true);
   add(2, "b", 200, false);
   add(3, "c", 100, false);
   add(4, "c", 0, true);
+  add(5, "d", 100, true, wire::NodeState::kJoining);
+  add(6, "d", 100, true, wire::NodeState::kDraining);
+  add(7, "d", 100, false, wire::NodeState::kOut);
   Ring ring = Ring::FromMap(map);
   Ring expected({{1, "a", 100}, {2, "b", 200}, {3, "c", 100}});
   EXPECT_EQ(ring.size(), 3u);
   EXPECT_EQ(ring.zones(), 3u);
   ForSomeKeys([&](uint64_t key) { ASSERT_EQ(ring.Replicas(key, 3), expected.Replicas(key, 3)); });
+}
+
+// A node that takes another's token takes exactly its place: every key the
+// old member held goes to the new one, and nothing else moves.
+TEST(Ring, TokenTakesOverAPlace) {
+  std::vector<Member> before = Nodes(10, 3);
+  std::vector<Member> after = before;
+  const uint32_t old_id = after[4].id;
+  after[4].id = 99;
+  after[4].token = old_id;
+  Ring a(before), b(after);
+  ForSomeKeys([&](uint64_t key) {
+    auto ra = a.Replicas(key, 3), rb = b.Replicas(key, 3);
+    for (uint32_t& id : ra)
+      if (id == old_id) id = 99;
+    ASSERT_EQ(ra, rb);
+  });
 }
 
 // Placement is persistent: if these change, stored blocks are no longer

@@ -48,7 +48,7 @@ stop_workers() {
 trap 'rc=$?; set +e; stop_workers; (exit $rc); cleanup' EXIT INT TERM
 
 nodes_up() {
-  "$BIN/ringfs" status --dir "$D" 2>/dev/null | awk 'NR > 2 && $4 == "up"' | wc -l
+  "$BIN/ringfs" node list --dir "$D" 2>/dev/null | awk 'NR > 1 && $6 == "up"' | wc -l
 }
 
 cat > "$T/worker.py" <<'PY'

@@ -46,8 +46,8 @@ drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true; }
 port_of() { sed -n "s/^$1_port=//p" "$D/cluster.conf"; }
 # node_state NODE: up or down, as the cluster map says.
 node_state() {
-  "$BIN/ringfs" status --dir "$D" 2>/dev/null |
-    awk -v a="tcp://127.0.0.1:$(port_of "$1")" '$2 == a { print $4 }'
+  "$BIN/ringfs" node list --dir "$D" 2>/dev/null |
+    awk -v a="tcp://127.0.0.1:$(port_of "$1")" '$2 == a { print $6 }'
 }
 # wait_node NODE up|down [TIMEOUT_S]: until the cluster map says so, plus a
 # little for the mounts to re-read the map (every second).
@@ -62,6 +62,6 @@ wait_node() {
 # node_of_id ID: the nodeN name of a node id of the cluster map.
 node_of_id() {
   local addr
-  addr=$("$BIN/ringfs" status --dir "$D" | awk -v id="$1" '$1 == id { print $2 }')
+  addr=$("$BIN/ringfs" node list --all --dir "$D" | awk -v id="$1" '$1 == id { print $2 }')
   sed -n "s/^\(node[0-9]*\)_port=${addr##*:}\$/\1/p" "$D/cluster.conf"
 }
