@@ -8,6 +8,10 @@
 
 namespace ringfs::gossip {
 
+namespace {
+constexpr int64_t kDetectorPeriodMs = 20;  // resolution of suspicion and Down times
+}  // namespace
+
 Agent::Agent(Options opts, Transport* transport, std::function<int64_t()> now_ms)
     : opts_(std::move(opts)),
       transport_(transport),
@@ -48,7 +52,10 @@ void Agent::Tick() {
     }
     const bool digest = now >= next_digest_;
     if (digest) next_digest_ = now + Jitter(opts_.digest_ms);
-    RunDetector(now);
+    if (now >= next_detector_) {
+      next_detector_ = now + kDetectorPeriodMs;
+      RunDetector(now);
+    }
     if (beat || digest || queue_.HasFresh()) PublishGossip(digest);
     if (now >= next_anti_entropy_ ||
         (full_push_pending_ && now - last_full_push_ >= opts_.full_push_min_ms)) {
@@ -103,25 +110,23 @@ void Agent::Apply(const Member& in) {
     Changed(k.m, true);
     return;
   }
-  const Member before = k.m;
-  switch (Merge(k.m, in)) {
-    case MergeResult::kIgnored:
-      return;
-    case MergeResult::kHeartbeat:
-      detector_.Progress(in.id, now);
-      return;
-    case MergeResult::kReplaced:
-      break;
+  if (!Supersedes(in, k.m)) {
+    // The common case (a record we already have): no copies.
+    if (Merge(k.m, in) == MergeResult::kHeartbeat) detector_.Progress(in.id, now);
+    return;
   }
+  const uint64_t old_inc = k.m.incarnation, old_hb = k.m.heartbeat;
+  const Member::Status old_status = k.m.status;
   const uint32_t old_hash = k.static_hash;
+  Merge(k.m, in);
   k.static_hash = StaticHash(k.m);
   // Only the member makes incarnations and heartbeats: either advancing is
   // proof it ran.
-  if (k.m.incarnation > before.incarnation || k.m.heartbeat > before.heartbeat)
-    detector_.Progress(in.id, now);
-  if (k.m.status == Member::kSuspect && before.status != Member::kSuspect)
+  if (k.m.incarnation > old_inc || k.m.heartbeat > old_hb) detector_.Progress(in.id, now);
+  if (k.m.status == Member::kSuspect && old_status != Member::kSuspect)
     detector_.Suspected(in.id, now);
-  Changed(k.m, before.usable() != k.m.usable() || old_hash != k.static_hash);
+  const bool was_usable = old_status == Member::kAlive || old_status == Member::kSuspect;
+  Changed(k.m, was_usable != k.m.usable() || old_hash != k.static_hash);
 }
 
 void Agent::ApplyEntry(const Entry& e) {
@@ -131,12 +136,22 @@ void Agent::ApplyEntry(const Entry& e) {
     want_pull_ = true;  // a member we have never seen: ask for full state
     return;
   }
-  if (it->second.static_hash != e.static_hash) {
-    // Its address or zone changed in an incarnation we have not seen.
-    if (e.incarnation > it->second.m.incarnation) want_pull_ = true;
+  Member& cur = it->second.m;
+  if (e.incarnation < cur.incarnation) return;
+  if (e.incarnation == cur.incarnation && e.status <= cur.status) {
+    // Nothing new but perhaps liveness (most entries): no copies.
+    if (e.heartbeat > cur.heartbeat) {
+      cur.heartbeat = e.heartbeat;
+      detector_.Progress(e.id, now_());
+    }
     return;
   }
-  Apply(FromEntry(e, it->second.m));
+  if (it->second.static_hash != e.static_hash) {
+    // Its address or zone changed in an incarnation we have not seen.
+    if (e.incarnation > cur.incarnation) want_pull_ = true;
+    return;
+  }
+  Apply(FromEntry(e, cur));
 }
 
 void Agent::Refute(const Member& claim) {
@@ -170,13 +185,15 @@ void Agent::RunDetector(int64_t now) {
       case Detector::Verdict::kNone:
         break;
       case Detector::Verdict::kSuspect:
-        LOG_INFO("gossip %u: suspect %u (%s)", self_.id, id, m.gossip_addr.c_str());
+        if (g_log_level <= LogLevel::kInfo)
+          LOG_INFO("gossip %u: suspect %u (%s)", self_.id, id, m.gossip_addr.c_str());
         m.status = Member::kSuspect;
         detector_.Suspected(id, now);
         Changed(m, false);
         break;
       case Detector::Verdict::kDown:
-        LOG_INFO("gossip %u: down %u (%s)", self_.id, id, m.gossip_addr.c_str());
+        if (g_log_level <= LogLevel::kInfo)
+          LOG_INFO("gossip %u: down %u (%s)", self_.id, id, m.gossip_addr.c_str());
         m.status = Member::kDown;
         Changed(m, true);
         break;
@@ -294,6 +311,7 @@ void Agent::Send(const Message& msg) {
     return;
   }
   bytes_sent_ += bytes.size();
+  if (msg.kind == Kind::kFullState) full_bytes_sent_ += bytes.size();
   messages_sent_++;
   transport_->Publish(bytes);
 }

@@ -42,8 +42,10 @@ class Agent {
     int64_t down_after_ms = 2000;
     // One digest window per second repairs missed changes of known members.
     int64_t digest_ms = 1000;
-    // Entries per digest (37 B each: 4.7 KiB); bigger clusters rotate.
-    size_t digest_window = 128;
+    // Entries per digest (37 B each: 1.2 KiB). Clusters up to 32 send all
+    // every time; bigger ones rotate (missed changes are rare: each is sent
+    // R times by every agent, so the digest is a backstop, not the path).
+    size_t digest_window = 32;
     // Full state to subscribers; scaled up ×(1 + ceil(log2(N/32))) past 32
     // members as memberlist scales push-pull, since it is O(N) bytes.
     int64_t anti_entropy_ms = 10000;
@@ -100,6 +102,7 @@ class Agent {
   uint64_t messages_sent() const { return messages_sent_; }
   uint64_t messages_received() const { return messages_received_; }
   uint64_t records_sent() const { return records_sent_; }  // piggybacked changes
+  uint64_t full_bytes_sent() const { return full_bytes_sent_; }  // of bytes_sent: full state
   const std::vector<std::string>& subscriptions() const { return subs_; }
   const std::vector<uint32_t>& watched() const { return detector_.watched(); }
 
@@ -144,11 +147,11 @@ class Agent {
   uint32_t digest_cursor_ = 0;
 
   int64_t last_tick_ = -1;
-  int64_t next_heartbeat_ = 0, next_digest_ = 0, next_anti_entropy_ = 0, next_shuffle_ = 0;
+  int64_t next_heartbeat_ = 0, next_detector_ = 0, next_digest_ = 0, next_anti_entropy_ = 0, next_shuffle_ = 0;
   int64_t last_full_push_ = -1'000'000'000, last_pull_ = -1'000'000'000;
 
   uint64_t malformed_ = 0, bytes_sent_ = 0, messages_sent_ = 0, messages_received_ = 0;
-  uint64_t records_sent_ = 0;
+  uint64_t records_sent_ = 0, full_bytes_sent_ = 0;
 };
 
 }  // namespace ringfs::gossip
