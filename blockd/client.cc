@@ -213,11 +213,31 @@ Status Client::CatchUp(const Placement& p, uint64_t ino, uint64_t index, uint32_
   return rep.refused ? Status::Error(ESTALE, "target moved on") : Status::OK();
 }
 
+Status Client::Seed(uint64_t ino, uint64_t index, const wire::BlockVersion& version,
+                    const std::vector<uint32_t>& sources, uint32_t to, const wire::BlockVersion& held) {
+  auto p = Current();
+  if (!p->nodes.count(to)) return Status::Error(ENOENT, "node " + std::to_string(to) + " not in the map");
+  Status last = Status::Error(EHOSTUNREACH, "no holder of the block to copy from");
+  for (uint32_t from : sources) {
+    if (from == to || !p->nodes.count(from) || !Usable(*p, from)) continue;
+    last = CatchUp(*p, ino, index, from, to, held, version);
+    if (last.ok()) return last;
+  }
+  return last;
+}
+
 Result<BlockData> Client::Read(uint64_t ino, uint64_t index, uint32_t offset, uint32_t len,
                                const wire::BlockVersion& want,
-                               std::vector<wire::BlockVersion>* seen) {
+                               std::vector<wire::BlockVersion>* seen,
+                               const std::vector<uint32_t>* from) {
   auto p = Current();
-  auto replicas = p->ring.Replicas(ring::Ring::BlockKey(ino, index), p->map.replicas);
+  std::vector<uint32_t> replicas;
+  if (from) {
+    for (uint32_t id : *from)
+      if (p->nodes.count(id)) replicas.push_back(id);
+  } else {
+    replicas = p->ring.Replicas(ring::Ring::BlockKey(ino, index), p->map.replicas);
+  }
   // Healthy replicas first, then the rest as a last resort.
   std::vector<uint32_t> order;
   for (uint32_t id : replicas)

@@ -70,9 +70,17 @@ class Client {
   // Reads from the first healthy replica that holds exactly `want`. ESTALE
   // when none does; `seen` then receives what each replica that answered
   // holds (absent for one without the block), for the caller to decide.
+  // `from`: ask these nodes instead of the block's placement (the holders
+  // the metadata service knows of, when the block is moving).
   Result<BlockData> Read(uint64_t ino, uint64_t index, uint32_t offset, uint32_t len,
                          const wire::BlockVersion& want,
-                         std::vector<wire::BlockVersion>* seen = nullptr);
+                         std::vector<wire::BlockVersion>* seen = nullptr,
+                         const std::vector<uint32_t>* from = nullptr);
+  // Makes replica `to` (holding `held`, older) hold the block at `version`,
+  // copied whole from the first of `sources` that has it: a placed replica
+  // that lacks a block being moved to it, before a write on top of it.
+  Status Seed(uint64_t ino, uint64_t index, const wire::BlockVersion& version,
+              const std::vector<uint32_t>& sources, uint32_t to, const wire::BlockVersion& held);
 
   struct TruncateResult {
     std::vector<uint32_t> cut;  // the cut block moved to the new version here

@@ -292,10 +292,12 @@ struct MetaReply {
   std::vector<NodeMove> plan;
   Health health;   // kClusterStatus
   bool reset_store = false;  // kRegisterNode: discard every block held (see NodeInfo::store_id)
+  // kGetBlocks: the nodes known to hold block `cookie` at its committed version.
+  std::vector<uint32_t> holders;
   template <class A>
   void serialize(A& ar) {
     ar(attr, entries, eof, value, statfs, map, node_id, dirs, runs, runs_end, prev_data_version,
-       superseded, plan, health, reset_store);
+       superseded, plan, health, reset_store, holders);
   }
 };
 

@@ -140,7 +140,17 @@ Status DataPath::Send(const std::shared_ptr<Inode>& inode, uint64_t index, const
       std::vector<wire::BlockVersion> held;
       for (const auto& [node, v] : res.refused) held.push_back(v);
       auto ahead = blockver::QuorumNewer(held, base, blocks_.Quorum());
-      if (!ahead) return Status::Error(EIO, "block " + std::to_string(index) + ": replicas disagree");
+      if (!ahead) {
+        // Placed replicas behind the committed version: the block is moving
+        // to them. Give them the committed copy from its holders, then write.
+        size_t seeded = 0;
+        for (const auto& [node, v] : res.refused)
+          if (!blockver::Newer(v, base) && blocks_.Seed(inode->ino, index, base, now->holders, node, v).ok())
+            seeded++;
+        if (seeded == 0)
+          return Status::Error(EIO, "block " + std::to_string(index) + ": replicas disagree");
+        continue;
+      }
       rebase = *ahead;
     }
     std::lock_guard<std::mutex> lock(inode->mu);
@@ -331,6 +341,10 @@ Result<blockd::BlockData> DataPath::ReadBlock(const std::shared_ptr<Inode>& inod
     if (!now.ok()) return now.status();
     wire::BlockVersion next = now->version;
     if (next == want) {
+      // Still current: the block may be moving, its holders off the
+      // placement this client computes.
+      auto moved = blocks_.Read(inode->ino, index, offset, len, want, &seen, &now->holders);
+      if (moved.ok() || moved.status().code() != ESTALE) return moved;
       auto ahead = blockver::QuorumNewer(seen, want, blocks_.Quorum());
       if (!ahead) return Status::Error(EIO, r.status().message());
       next = *ahead;

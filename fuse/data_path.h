@@ -35,6 +35,7 @@ class DataPath {
     wire::BlockVersion version;
     uint64_t epoch = 0;
     uint64_t size = 0;  // the file's committed size
+    std::vector<uint32_t> holders;  // nodes known to hold `version`
   };
   using VersionSource = std::function<Result<Committed>(uint64_t ino, uint64_t index)>;
   // The committed versions from block `from` on, complete up to `*end`

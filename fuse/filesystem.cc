@@ -251,6 +251,7 @@ Result<DataPath::Committed> Filesystem::Committed(uint64_t ino, uint64_t index) 
   c.version = wire::BlockVersion{c.epoch, 0, 0};
   if (!rep.runs.empty() && rep.runs[0].first <= index && index - rep.runs[0].first < rep.runs[0].count)
     c.version = rep.runs[0].version;
+  c.holders = std::move(rep.holders);
   return c;
 }
 

@@ -41,6 +41,10 @@ Status GetBlocks(Ctx& c) {
   if (!S_ISREG(n.attr.mode)) return Status::Error(EINVAL, "not a regular file");
   c.rep->attr = n.attr;
   size_t max = c.req.max_entries == 0 ? kMaxRuns : std::min<size_t>(c.req.max_entries, kMaxRuns);
+  // Who holds the first block asked for: a reader that finds no placed
+  // replica at its version (the block is moving) reads from one of them.
+  auto first = c.t.GetBlock(n.attr.ino, c.req.cookie);
+  if (first.ok()) c.rep->holders = first->holders;
   return c.t.BlockRuns(n.attr.ino, c.req.cookie, max, &c.rep->runs, &c.rep->runs_end);
 }
 

@@ -159,8 +159,9 @@ Result<NodeRegistry::Entry*> NodeRegistry::Replace(Entry& old, const wire::NodeI
   old.info.auto_out = false;
   changed->push_back(&old.info);
   changed->push_back(&e.info);
-  LOG_WARN("node %u (%s) is a new store: it takes node %u's place as node %u; node %u is out",
-           old.info.id, info.addr.c_str(), old.info.id, id, old.info.id);
+  LOG_WARN("node %u (%s) was written off (its store is new or it was out): it takes its old "
+           "place as node %u, starting empty; node %u is out",
+           old.info.id, info.addr.c_str(), id, old.info.id);
   return &e;
 }
 
@@ -235,11 +236,8 @@ Result<NodeRegistry::Registration> NodeRegistry::Register(const wire::NodeInfo& 
   e->info.capacity = info.capacity;
   e->info.used = info.used;
   e->info.blocks = info.blocks;
-  // A store told to reset is alive from its next heartbeat, once it has.
-  if (!reg.reset_store) {
-    e->last_ms = Now();
-    e->heard = true;
-  }
+  e->last_ms = Now();
+  e->heard = true;
   const bool live_changed = RefreshLiveness();
   if (!changed.empty() || live_changed) RETURN_IF_ERROR(Commit(changed));
   reg.id = e->info.id;
