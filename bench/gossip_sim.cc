@@ -35,7 +35,8 @@ struct Row {
   uint32_t n = 0;
   int64_t join_ms = -1;
   std::vector<int64_t> change99, change100, kill99, kill100, revive100;
-  double bytes_pub = 0, bytes_wire = 0, msgs_pub = 0;  // per agent per second, steady
+  double bytes_pub = 0, bytes_wire = 0, msgs_pub = 0;  // per agent per second, quiet 20 s
+  double run_pub = 0, run_wire = 0, run_full = 0, run_msgs = 0, run_s = 0;  // per agent per second, whole run
   double change_records = 0, change_wire_bytes = 0;    // per agent per change
   uint64_t false_downs = 0, false_suspects = 0, slow_suspects = 0, malformed = 0;
   double sim_s = 0, wall_s = 0;
@@ -61,6 +62,8 @@ class Sim {
     row_.n = n_;
     Boot();
     c_.Run(10000);  // settle
+    const Totals start = Sum();
+    const int64_t start_ms = c_.net().now();
     Steady(20000);
     for (int i = 0; i < flags_.changes; i++) Change();
     for (int i = 0; i < flags_.kills; i++) KillAndRevive();
@@ -68,6 +71,15 @@ class Sim {
     for (uint32_t id = 1; id <= n_; id++) {
       if (c_.running(id)) row_.malformed += c_.agent(id).malformed();
     }
+    // Everything after boot: full-state pushes (on a 30-60 s timer, mostly
+    // outside a 20 s window), changes, kills, restarts, starved agents.
+    const Totals end = Sum();
+    const double per = n_ * ((c_.net().now() - start_ms) / 1000.0);
+    row_.run_pub = (end.pub - start.pub) / per;
+    row_.run_wire = (end.wire - start.wire) / per;
+    row_.run_full = (end.pub - end.gossip - (start.pub - start.gossip)) / per;
+    row_.run_msgs = (end.msgs - start.msgs) / per;
+    row_.run_s = (c_.net().now() - start_ms) / 1000.0;
     row_.sim_s = c_.net().now() / 1000.0;
     row_.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall).count();
     return row_;
@@ -310,6 +322,9 @@ int main(int argc, char** argv) {
            (long long)r.join_ms, c99, c100, k, (long long)Max(r.revive100),
            (unsigned long long)r.false_downs, (unsigned long long)r.false_suspects, r.bytes_pub,
            r.bytes_wire, r.msgs_pub, r.change_records, r.change_wire_bytes, w);
+    printf("  whole run after boot (%.0f s): %.0f B/agent/s published (%.0f of it full state), "
+           "%.0f on the wire, %.1f msg/agent/s\n",
+           r.run_s, r.run_pub, r.run_full, r.run_wire, r.run_msgs);
     printf("  suspicions of live agents: %llu, %llu of them during the starved phase (refuted)\n",
            (unsigned long long)r.false_suspects, (unsigned long long)r.slow_suspects);
     if (r.malformed) printf("  (malformed messages: %llu)\n", (unsigned long long)r.malformed);
