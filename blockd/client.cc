@@ -175,6 +175,23 @@ Status Client::Write(uint64_t ino, uint64_t index, uint32_t offset,
   auto in = [](const std::vector<uint32_t>& v, uint32_t id) {
     return std::find(v.begin(), v.end(), id) != v.end();
   };
+  // Still short because placed replicas are down: the next nodes clockwise
+  // stand in (a sloppy quorum, as in Dynamo), each given the whole block at
+  // this version. The commit records them as holders, and the mover brings
+  // the block back to its placement once it can.
+  if (out->acked.size() < need && !out->acked.empty()) {
+    for (uint32_t id : p->ring.Replicas(ring::Ring::BlockKey(ino, index), p->ring.size())) {
+      if (out->acked.size() >= need) break;
+      if (in(replicas, id) || !Usable(*p, id)) continue;
+      wire::BlockVersion held;
+      if (!HeldVersion(*p, ino, index, id, &held).ok() ||
+          !CatchUp(*p, ino, index, out->acked[0], id, held, next).ok())
+        continue;
+      LOG_INFO("write ino %lu block %lu: node %u stands in for replicas that are down",
+               (unsigned long)ino, (unsigned long)index, id);
+      out->acked.push_back(id);
+    }
+  }
   for (uint32_t id : replicas)  // the ones never asked
     if (!in(out->acked, id) && !in(out->failed, id) &&
         std::none_of(out->refused.begin(), out->refused.end(), [&](const auto& r) { return r.first == id; }))
@@ -189,6 +206,22 @@ Status Client::Write(uint64_t ino, uint64_t index, uint32_t offset,
   return Status::Error(code, "block written to " + std::to_string(out->acked.size()) + " of " +
                                  std::to_string(replicas.size()) + " replicas: " +
                                  first_error.ToString());
+}
+
+Status Client::HeldVersion(const Placement& p, uint64_t ino, uint64_t index, uint32_t id,
+                           wire::BlockVersion* held) {
+  wire::BlockRequest req;
+  req.ino = ino;
+  req.index = index;
+  req.flags = wire::kBlockVersionOnly;
+  auto r = p.nodes.at(id).channel->Call(wire::Op::kBlockRead, codec::Encode(req), nullptr,
+                                        opts_.timeout_ms);
+  *held = wire::BlockVersion{};
+  if (!r.ok()) return r.status().code() == ENOENT ? Status::OK() : r.status();
+  wire::BlockReply rep;
+  RETURN_IF_ERROR(r->DecodeBody(rep));
+  *held = rep.version;
+  return Status::OK();
 }
 
 Status Client::CatchUp(const Placement& p, uint64_t ino, uint64_t index, uint32_t from, uint32_t to,

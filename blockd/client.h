@@ -122,6 +122,9 @@ class Client {
   Status CatchUp(const Placement& p, uint64_t ino, uint64_t index, uint32_t from, uint32_t to,
                  const wire::BlockVersion& held, const wire::BlockVersion& version);
   bool Usable(const Placement& p, uint32_t id) const;
+  // The version node `id` holds of a block (absent when it has none).
+  Status HeldVersion(const Placement& p, uint64_t ino, uint64_t index, uint32_t id,
+                     wire::BlockVersion* held);
   void MarkSuspect(uint32_t id);
 
   ClientOptions opts_;

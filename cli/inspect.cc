@@ -27,7 +27,7 @@ Result<wire::ClusterMap> FetchMap(const std::string& meta) {
 
 }  // namespace
 
-Status PrintLocate(const std::string& path, const std::string& meta_override) {
+Status PrintLocate(const std::string& path, const std::string& meta_override, bool check) {
   struct stat st;
   if (stat(path.c_str(), &st) != 0) return Status::Error(errno, path);
   std::string meta = meta_override;
@@ -61,7 +61,15 @@ Status PrintLocate(const std::string& path, const std::string& meta_override) {
   // What each node really holds, asked of the node (not derived from the ring).
   std::map<uint64_t, std::set<uint32_t>> held;
   std::set<uint32_t> unreachable;
+  uint32_t in_nodes = 0;
+  std::set<std::string> in_zones;
+  std::map<uint32_t, std::string> zone_of;
   for (const auto& n : map.nodes) {
+    zone_of[n.id] = n.zone;
+    if (n.state == wire::NodeState::kIn) in_nodes++, in_zones.insert(n.zone);
+  }
+  for (const auto& n : map.nodes) {
+    if (!wire::HoldsData(n.state)) continue;  // joining and out nodes hold nothing counted
     wire::BlockRequest req;
     req.ino = ino;
     wire::BlockReply rep;
@@ -79,6 +87,7 @@ Status PrintLocate(const std::string& path, const std::string& meta_override) {
     for (uint32_t id : ids) s += (s.empty() ? "" : ",") + std::to_string(id);
     return s.empty() ? std::string("-") : s;
   };
+  std::vector<std::string> problems;
   for (uint64_t i = 0; i < nblocks; i++) {
     auto want = blocks.Replicas(ino, i);
     auto it = held.find(i);
@@ -109,8 +118,24 @@ Status PrintLocate(const std::string& path, const std::string& meta_override) {
            version.c_str(), names(want).c_str(), names(have).c_str(),
            have.empty() ? " (hole)" : "", stale.empty() ? "" : "; stale (not read) on ",
            stale.empty() ? "" : names(stale).c_str());
+    if (!check || cur == committed.end()) continue;
+    // Every block at its full count of copies, on distinct nodes (and
+    // zones, when there are enough), each asked for its version.
+    const size_t copies = std::min<size_t>(map.replicas, in_nodes);
+    std::set<std::string> zones;
+    for (uint32_t id : want) zones.insert(zone_of[id]);
+    if (!stale.empty()) problems.push_back("block " + std::to_string(i) + ": placed copies not current on " + names(stale));
+    if (want.size() < copies || std::set<uint32_t>(want.begin(), want.end()).size() != want.size())
+      problems.push_back("block " + std::to_string(i) + ": " + std::to_string(want.size()) + " distinct nodes, want " + std::to_string(copies));
+    if (zones.size() < std::min(copies, in_zones.size()))
+      problems.push_back("block " + std::to_string(i) + ": copies in " + std::to_string(zones.size()) + " zones");
   }
   for (uint32_t id : unreachable) printf("node %u did not answer\n", id);
+  if (!check) return Status::OK();
+  for (const auto& p : problems) fprintf(stderr, "check: %s\n", p.c_str());
+  if (!problems.empty()) return Status::Error(EIO, path + ": " + std::to_string(problems.size()) + " problem(s)");
+  printf("check: every block at %u copies on distinct nodes, each at its committed version\n",
+         std::min<uint32_t>(map.replicas, in_nodes));
   return Status::OK();
 }
 

@@ -7,6 +7,8 @@
 
 namespace ringfs::cli {
 
-Status PrintLocate(const std::string& path, const std::string& meta_endpoint_override);
+// `check`: fail unless every block is at its full count of current copies
+// on distinct nodes (and zones, where there are enough), asked of the nodes.
+Status PrintLocate(const std::string& path, const std::string& meta_endpoint_override, bool check);
 
 }  // namespace ringfs::cli

@@ -76,12 +76,14 @@ int main(int argc, char** argv) {
   auto* locate_cmd = app.add_subcommand("locate", "show each block of a file and the nodes holding it");
   locate_cmd->add_option("path", path, "a file on a ringfs mount")->required();
   locate_cmd->add_option("--meta", nc.meta, "metadata service endpoint (default: from the mount)");
+  bool check = false;
+  locate_cmd->add_flag("--check", check, "exit non-zero unless every block has its full count of current copies on distinct nodes");
 
   CLI11_PARSE(app, argc, argv);
 
   if (*up_cmd) return Report(ringfs::cli::Up(up));
   if (*down_cmd) return Report(ringfs::cli::Down(dir.empty() ? default_dir : dir));
-  if (*locate_cmd) return Report(ringfs::cli::PrintLocate(path, nc.meta));
+  if (*locate_cmd) return Report(ringfs::cli::PrintLocate(path, nc.meta, check));
   if (nc.meta.empty()) {
     auto m = ringfs::cli::MetaEndpoint(dir.empty() ? default_dir : dir);
     if (!m.ok()) return Report(m.status());

@@ -65,3 +65,39 @@ node_of_id() {
   addr=$("$BIN/ringfs" node list --all --dir "$D" | awk -v id="$1" '$1 == id { print $2 }')
   sed -n "s/^\(node[0-9]*\)_port=${addr##*:}\$/\1/p" "$D/cluster.conf"
 }
+
+# status_json FIELD: one field of `ringfs status --json`.
+status_json() {
+  "$BIN/ringfs" status --dir "$D" --json 2>/dev/null |
+    python3 -c "import json, sys; print(json.load(sys.stdin)['$1'])"
+}
+# wait_healthy [TIMEOUT_S]: until a full check of every block that started
+# after this call finds nothing under-replicated or misplaced, no movement
+# and no node down.
+wait_healthy() {
+  local start i
+  start=$(status_json checks)
+  for i in $(seq 1 $((${1:-60} * 2))); do
+    if [ "$(status_json checks)" -ge $((start + 2)) ] && [ "$(status_json healthy)" = True ]; then
+      return 0
+    fi
+    sleep 0.5
+  done
+  "$BIN/ringfs" status --dir "$D" >&2
+  fail "cluster not healthy after ${1:-60} s"
+}
+# check_files SRC_DIR MNT_DIR: every file byte for byte, and every block at
+# its full count of current copies on distinct nodes, asked of the nodes.
+check_files() {
+  local f
+  for f in "$1"/*; do
+    cmp "$f" "$2/$(basename "$f")" || fail "content of $(basename "$f")"
+    "$BIN/ringfs" locate --check "$2/$(basename "$f")" >"$T/locate.out" 2>&1 ||
+      fail "copies of $(basename "$f"): $(cat "$T/locate.out")"
+  done
+}
+# node_id_of NODE: the id the cluster map gives nodeN (not out).
+node_id_of() {
+  "$BIN/ringfs" node list --dir "$D" |
+    awk -v a="tcp://127.0.0.1:$(port_of "$1")" '$2 == a { print $1 }'
+}
