@@ -35,7 +35,7 @@ Member::Status StatusAt(Agent& a, uint32_t id) {
   return m ? m->status : Member::kLeft;
 }
 
-TEST(Agent, ClusterJoinsThroughOneSeed) {
+TEST(GossipAgent, ClusterJoinsThroughOneSeed) {
   SimCluster c(Net(), {});
   Boot(c, 10);
   for (uint32_t id = 1; id <= 10; id++) {
@@ -46,7 +46,7 @@ TEST(Agent, ClusterJoinsThroughOneSeed) {
   }
 }
 
-TEST(Agent, SilentMemberIsSuspectThenDownInTheWindowNotEarlier) {
+TEST(GossipAgent, SilentMemberIsSuspectThenDownInTheWindowNotEarlier) {
   SimCluster c(Net(), {});
   Boot(c, 10);
   c.Run(3000);
@@ -76,7 +76,7 @@ TEST(Agent, SilentMemberIsSuspectThenDownInTheWindowNotEarlier) {
   EXPECT_FALSE(c.agent(1).IsAlive(5));
 }
 
-TEST(Agent, SuspicionIsRefutedByAHigherIncarnation) {
+TEST(GossipAgent, SuspicionIsRefutedByAHigherIncarnation) {
   SimCluster c(Net(), {});
   Boot(c, 8);
   const uint64_t inc = c.agent(4).self().incarnation;
@@ -96,7 +96,7 @@ TEST(Agent, SuspicionIsRefutedByAHigherIncarnation) {
   EXPECT_TRUE(c.All([](Agent& a) { return StatusAt(a, 4) == Member::kAlive; }));
 }
 
-TEST(Agent, RestartWithNewIncarnationRevivesADownMember) {
+TEST(GossipAgent, RestartWithNewIncarnationRevivesADownMember) {
   SimCluster c(Net(), {});
   Boot(c, 8);
   c.Kill(3);
@@ -110,7 +110,7 @@ TEST(Agent, RestartWithNewIncarnationRevivesADownMember) {
   EXPECT_EQ(c.agent(3).Members().size(), 8u);  // and it relearned everyone
 }
 
-TEST(Agent, RestartOnANewAddressIsFollowed) {
+TEST(GossipAgent, RestartOnANewAddressIsFollowed) {
   SimCluster c(Net(), {});
   Boot(c, 6);
   c.Kill(6);
@@ -124,7 +124,7 @@ TEST(Agent, RestartOnANewAddressIsFollowed) {
             0);
 }
 
-TEST(Agent, SlowButAliveMemberIsNeverDeclaredDown) {
+TEST(GossipAgent, SlowButAliveMemberIsNeverDeclaredDown) {
   SimCluster c(Net(0.05, 3), {});
   Boot(c, 12);
   int downs = 0, suspects = 0;
@@ -154,7 +154,7 @@ TEST(Agent, SlowButAliveMemberIsNeverDeclaredDown) {
   EXPECT_TRUE(c.All([](Agent& a) { return StatusAt(a, 7) == Member::kAlive; }));  // ...and refuted
 }
 
-TEST(Agent, StalledWatcherDoesNotBlameOthers) {
+TEST(GossipAgent, StalledWatcherDoesNotBlameOthers) {
   SimCluster c(Net(), {});
   Boot(c, 6);
   int suspicions = 0;
@@ -169,7 +169,7 @@ TEST(Agent, StalledWatcherDoesNotBlameOthers) {
   EXPECT_EQ(suspicions, 0);
 }
 
-TEST(Agent, ChangeReachesFiftyAgentsWithDrops) {
+TEST(GossipAgent, ChangeReachesFiftyAgentsWithDrops) {
   SimCluster c(Net(0.05, 5), {});
   Boot(c, 50);
   c.Run(2000);
@@ -185,7 +185,7 @@ TEST(Agent, ChangeReachesFiftyAgentsWithDrops) {
   }
 }
 
-TEST(Agent, DigestRepairsAMissedChange) {
+TEST(GossipAgent, DigestRepairsAMissedChange) {
   SimCluster c(Net(), {});
   Boot(c, 8);
   c.Run(2000);
@@ -198,7 +198,7 @@ TEST(Agent, DigestRepairsAMissedChange) {
   EXPECT_GE(c.RunUntil(1500, [&] { return c.agent(8).Get(3)->weight == 7; }), 0);
 }
 
-TEST(Agent, AntiEntropyRepairsAMemberThatMissedEverything) {
+TEST(GossipAgent, AntiEntropyRepairsAMemberThatMissedEverything) {
   Agent::Options base;
   base.digest_window = 0;  // only the full-state exchange can repair
   base.anti_entropy_ms = 4000;
@@ -221,7 +221,7 @@ TEST(Agent, AntiEntropyRepairsAMemberThatMissedEverything) {
   EXPECT_LE(t, 4000 * 5 / 4 + 100);
 }
 
-TEST(Agent, LeaveIsSeenAsLeftNotDown) {
+TEST(GossipAgent, LeaveIsSeenAsLeftNotDown) {
   SimCluster c(Net(), {});
   Boot(c, 6);
   c.agent(4).Leave();
@@ -231,7 +231,7 @@ TEST(Agent, LeaveIsSeenAsLeftNotDown) {
   EXPECT_TRUE(c.All([](Agent& a) { return StatusAt(a, 4) == Member::kLeft && !a.IsAlive(4); }));
 }
 
-TEST(Agent, ObserverLearnsEverythingAndSendsNothing) {
+TEST(GossipAgent, ObserverLearnsEverythingAndSendsNothing) {
   SimCluster c(Net(), {});
   Boot(c, 6);
   c.agent(2).SetMapEpoch(42);
@@ -245,7 +245,7 @@ TEST(Agent, ObserverLearnsEverythingAndSendsNothing) {
   EXPECT_FALSE(c.agent(1).Get(100).has_value());
 }
 
-TEST(Agent, FullStateBootstrapsWithoutGossip) {
+TEST(GossipAgent, FullStateBootstrapsWithoutGossip) {
   SimCluster c(Net(), {});
   Boot(c, 5);
   Agent& obs = c.StartObserver(100, {});

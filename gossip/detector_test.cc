@@ -9,7 +9,7 @@ namespace {
 
 using V = Detector::Verdict;
 
-TEST(Successors, EveryMemberIsWatchedByExactlyK) {
+TEST(GossipSuccessors, EveryMemberIsWatchedByExactlyK) {
   std::vector<uint32_t> ids;
   for (uint32_t i = 1; i <= 100; i++) ids.push_back(i);
   std::map<uint32_t, int> watchers;
@@ -26,7 +26,7 @@ TEST(Successors, EveryMemberIsWatchedByExactlyK) {
   EXPECT_TRUE(Successors(1, {1}, 3).empty());
 }
 
-TEST(Detector, SilentMemberIsSuspectedThenDownNotEarlier) {
+TEST(GossipDetector, SilentMemberIsSuspectedThenDownNotEarlier) {
   Detector d(1500, 2000);
   d.Watch({5}, 0);
   d.Progress(5, 1000);
@@ -37,7 +37,7 @@ TEST(Detector, SilentMemberIsSuspectedThenDownNotEarlier) {
   EXPECT_EQ(d.Check(5, Member::kSuspect, 4502), V::kDown);
 }
 
-TEST(Detector, HeartbeatsDuringSuspicionPreventDown) {
+TEST(GossipDetector, HeartbeatsDuringSuspicionPreventDown) {
   Detector d(1500, 2000);
   d.Watch({5}, 0);
   d.Suspected(5, 100);  // someone else suspected it
@@ -46,7 +46,7 @@ TEST(Detector, HeartbeatsDuringSuspicionPreventDown) {
   EXPECT_EQ(d.Check(5, Member::kSuspect, 4001), V::kDown);
 }
 
-TEST(Detector, NewlyWatchedMembersGetAGracePeriod) {
+TEST(GossipDetector, NewlyWatchedMembersGetAGracePeriod) {
   Detector d(1500, 2000);
   d.Progress(5, 0);
   d.Watch({5}, 10000);  // we just subscribed to it
@@ -54,7 +54,7 @@ TEST(Detector, NewlyWatchedMembersGetAGracePeriod) {
   EXPECT_EQ(d.Check(5, Member::kAlive, 11501), V::kSuspect);
 }
 
-TEST(Detector, OurOwnStallIsNotBlamedOnOthers) {
+TEST(GossipDetector, OurOwnStallIsNotBlamedOnOthers) {
   Detector d(1500, 2000);
   d.Watch({5}, 0);
   d.Progress(5, 1000);

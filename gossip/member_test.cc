@@ -17,7 +17,7 @@ Member M(uint64_t inc, Member::Status st, uint64_t hb = 0) {
 
 const Member::Status kAll[] = {Member::kAlive, Member::kSuspect, Member::kDown, Member::kLeft};
 
-TEST(Merge, HigherIncarnationWinsWhateverTheStatus) {
+TEST(GossipMerge, HigherIncarnationWinsWhateverTheStatus) {
   for (auto cur : kAll) {
     for (auto in : kAll) {
       Member c = M(5, cur, 100);
@@ -33,7 +33,7 @@ TEST(Merge, HigherIncarnationWinsWhateverTheStatus) {
   }
 }
 
-TEST(Merge, EqualIncarnationOrdersLeftDownSuspectAlive) {
+TEST(GossipMerge, EqualIncarnationOrdersLeftDownSuspectAlive) {
   for (int a = 0; a < 4; a++) {
     for (int b = 0; b < 4; b++) {
       Member c = M(5, kAll[a], 10);
@@ -49,7 +49,7 @@ TEST(Merge, EqualIncarnationOrdersLeftDownSuspectAlive) {
   }
 }
 
-TEST(Merge, HeartbeatRefreshesButNeverRevives) {
+TEST(GossipMerge, HeartbeatRefreshesButNeverRevives) {
   Member c = M(5, Member::kDown, 10);
   EXPECT_EQ(Merge(c, M(5, Member::kAlive, 11)), MergeResult::kHeartbeat);
   EXPECT_EQ(c.status, Member::kDown);
@@ -62,14 +62,14 @@ TEST(Merge, HeartbeatRefreshesButNeverRevives) {
   EXPECT_EQ(a.heartbeat, 10u);  // monotonic
 }
 
-TEST(Merge, SuspicionAtEqualIncarnationKeepsTheHigherHeartbeat) {
+TEST(GossipMerge, SuspicionAtEqualIncarnationKeepsTheHigherHeartbeat) {
   Member c = M(5, Member::kAlive, 40);
   EXPECT_EQ(Merge(c, M(5, Member::kSuspect, 30)), MergeResult::kReplaced);
   EXPECT_EQ(c.status, Member::kSuspect);
   EXPECT_EQ(c.heartbeat, 40u);
 }
 
-TEST(Merge, RefutationByHigherIncarnationClearsSuspicionAndDown) {
+TEST(GossipMerge, RefutationByHigherIncarnationClearsSuspicionAndDown) {
   Member c = M(5, Member::kSuspect);
   EXPECT_EQ(Merge(c, M(6, Member::kAlive)), MergeResult::kReplaced);
   EXPECT_EQ(c.status, Member::kAlive);
@@ -78,7 +78,7 @@ TEST(Merge, RefutationByHigherIncarnationClearsSuspicionAndDown) {
   EXPECT_TRUE(d.usable());
 }
 
-TEST(Member, ValidRejectsBadStatusLongStringsHugeIncarnation) {
+TEST(GossipMember, ValidRejectsBadStatusLongStringsHugeIncarnation) {
   Member m = M(5, Member::kAlive);
   EXPECT_TRUE(Valid(m));
   Member bad = m;
@@ -95,7 +95,7 @@ TEST(Member, ValidRejectsBadStatusLongStringsHugeIncarnation) {
   EXPECT_FALSE(Valid(bad));
 }
 
-TEST(Member, StaticHashCoversAddressesRoleZoneOnly) {
+TEST(GossipMember, StaticHashCoversAddressesRoleZoneOnly) {
   Member a = M(5, Member::kAlive, 1);
   Member b = M(9, Member::kDown, 99);
   b.weight = 3;

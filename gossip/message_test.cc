@@ -52,7 +52,7 @@ struct Fixture {
               &t, [this] { return now; }};
 };
 
-TEST(Message, RoundTrips) {
+TEST(GossipMessage, RoundTrips) {
   auto out = Decode(Encode(Sample()));
   ASSERT_TRUE(out.ok()) << out.status().ToString();
   ASSERT_EQ(out->members.size(), 2u);
@@ -61,7 +61,7 @@ TEST(Message, RoundTrips) {
   EXPECT_EQ(out->entries[1].static_hash, StaticHash(Node(3)));
 }
 
-TEST(Message, EveryTruncationIsDroppedAndCounted) {
+TEST(GossipMessage, EveryTruncationIsDroppedAndCounted) {
   const std::string bytes = Encode(Sample());
   Fixture f;
   for (size_t n = 0; n < bytes.size(); n++) {
@@ -72,7 +72,7 @@ TEST(Message, EveryTruncationIsDroppedAndCounted) {
   EXPECT_EQ(f.agent.Members().size(), 1u);  // learned nothing
 }
 
-TEST(Message, RandomBytesAndBitFlipsNeverCrash) {
+TEST(GossipMessage, RandomBytesAndBitFlipsNeverCrash) {
   std::mt19937_64 rng(42);
   Fixture f;
   const std::string good = Encode(Sample());
@@ -92,7 +92,7 @@ TEST(Message, RandomBytesAndBitFlipsNeverCrash) {
   for (const Member& m : f.agent.Members()) EXPECT_TRUE(Valid(m));
 }
 
-TEST(Message, HugeCountsAreRejectedBeforeAllocating) {
+TEST(GossipMessage, HugeCountsAreRejectedBeforeAllocating) {
   // version, kind, sender, seq, want_full, then an entry count of 2^32-1.
   std::string bytes = codec::Encode(kGossipVersion, uint8_t{1}, uint32_t{2}, uint64_t{0},
                                     uint8_t{0}, uint32_t{0xffffffff});
@@ -107,7 +107,7 @@ TEST(Message, HugeCountsAreRejectedBeforeAllocating) {
   EXPECT_EQ(Decode(addr).status().code(), EPROTO);
 }
 
-TEST(Message, WrongVersionUnknownKindBadRecordsAreRejected) {
+TEST(GossipMessage, WrongVersionUnknownKindBadRecordsAreRejected) {
   Message m = Sample();
   m.version = kGossipVersion + 1;
   EXPECT_EQ(Decode(Encode(m)).status().code(), EPROTONOSUPPORT);
@@ -131,7 +131,7 @@ TEST(Message, WrongVersionUnknownKindBadRecordsAreRejected) {
   EXPECT_EQ(f.agent.malformed(), 3u);
 }
 
-TEST(Message, OversizeIsRejectedPerKind) {
+TEST(GossipMessage, OversizeIsRejectedPerKind) {
   Message m;
   m.kind = Kind::kGossip;
   for (uint32_t i = 0; i < 2000; i++) m.members.push_back(Node(i + 10));  // ~110 KiB
@@ -148,7 +148,7 @@ TEST(Message, OversizeIsRejectedPerKind) {
   EXPECT_EQ(f.agent.malformed(), 2u);
 }
 
-TEST(Message, HostileRecordAboutUsIsRefutedNotObeyed) {
+TEST(GossipMessage, HostileRecordAboutUsIsRefutedNotObeyed) {
   Fixture f;
   Message m = Sample();
   Member me = Node(1);

@@ -57,7 +57,7 @@ struct Cluster {
   }
 };
 
-TEST(ZmqGossip, AgentsConvergeAndAStoppedOneIsDeclaredDown) {
+TEST(GossipZmq, AgentsConvergeAndAStoppedOneIsDeclaredDown) {
   Cluster c(4);
   EXPECT_NE(c.nodes[0]->endpoint().find("tcp://127.0.0.1:"), std::string::npos);
   EXPECT_EQ(c.nodes[0]->endpoint().find('*'), std::string::npos);
@@ -88,7 +88,7 @@ TEST(ZmqGossip, AgentsConvergeAndAStoppedOneIsDeclaredDown) {
   for (int i = 0; i < 3; i++) EXPECT_EQ(c.nodes[i]->malformed(), 0u);
 }
 
-TEST(ZmqGossip, LeaveIsSeenAtOnceAndObserversFollow) {
+TEST(GossipZmq, LeaveIsSeenAtOnceAndObserversFollow) {
   Cluster c(3);
   Agent::Options o = Opts(0, {c.nodes[1]->endpoint()});
   o.observer = true;
@@ -106,7 +106,7 @@ TEST(ZmqGossip, LeaveIsSeenAtOnceAndObserversFollow) {
   EXPECT_EQ(mount.messages_sent(), 0u);
 }
 
-TEST(ZmqGossip, HostilePublisherIsDroppedAndCounted) {
+TEST(GossipZmq, HostilePublisherIsDroppedAndCounted) {
   zmq::socket_t evil(rpc::Context(), zmq::socket_type::pub);
   evil.set(zmq::sockopt::linger, 0);
   evil.bind("tcp://127.0.0.1:*");
