@@ -66,9 +66,11 @@ node_of_id() {
   sed -n "s/^\(node[0-9]*\)_port=${addr##*:}\$/\1/p" "$D/cluster.conf"
 }
 
+# How the CLI finds the cluster: the local one, or (netns tests) --meta EP.
+CLUSTER=(--dir "$D")
 # status_json FIELD: one field of `ringfs status --json`.
 status_json() {
-  "$BIN/ringfs" status --dir "$D" --json 2>/dev/null |
+  "$BIN/ringfs" status "${CLUSTER[@]}" --json 2>/dev/null |
     python3 -c "import json, sys; print(json.load(sys.stdin)['$1'])"
 }
 # wait_healthy [TIMEOUT_S]: until a full check of every block that started
@@ -83,7 +85,7 @@ wait_healthy() {
     fi
     sleep 0.5
   done
-  "$BIN/ringfs" status --dir "$D" >&2
+  "$BIN/ringfs" status "${CLUSTER[@]}" >&2
   fail "cluster not healthy after ${1:-60} s"
 }
 # check_files SRC_DIR MNT_DIR: every file byte for byte, and every block at
