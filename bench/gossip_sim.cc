@@ -36,8 +36,9 @@ struct Row {
   int64_t join_ms = -1;
   std::vector<int64_t> change99, change100, kill99, kill100, revive100;
   double bytes_pub = 0, bytes_wire = 0, msgs_pub = 0;  // per agent per second, quiet 20 s
-  double run_pub = 0, run_wire = 0, run_full = 0, run_msgs = 0, run_s = 0;  // per agent per second, whole run
-  double change_records = 0, change_wire_bytes = 0;    // per agent per change
+  double run_pub = 0, run_wire = 0, run_full = 0, run_msgs = 0,
+         run_s = 0;                                  // per agent per second, whole run
+  double change_records = 0, change_wire_bytes = 0;  // per agent per change
   uint64_t false_downs = 0, false_suspects = 0, slow_suspects = 0, malformed = 0;
   double sim_s = 0, wall_s = 0;
 };
@@ -54,7 +55,9 @@ int64_t Median(std::vector<int64_t> v) {
 class Sim {
  public:
   Sim(uint32_t n, const Flags& f)
-      : n_(n), flags_(f), rng_(f.seed * 1000 + n),
+      : n_(n),
+        flags_(f),
+        rng_(f.seed * 1000 + n),
         c_(SimNetwork::Options{f.drop, 1, 10, f.seed * 7 + n}, Agent::Options{}) {}
 
   Row Run() {
@@ -188,15 +191,19 @@ class Sim {
     const Totals a = Sum();
     const int64_t start = c_.net().now();
     c_.agent(who).SetWeight(w);
-    auto [t99, t100] =
-        Spread([&](Agent& x) { auto m = x.Get(who); return m && m->weight == w; }, who, 10000);
+    auto [t99, t100] = Spread(
+        [&](Agent& x) {
+          auto m = x.Get(who);
+          return m && m->weight == w;
+        },
+        who, 10000);
     row_.change99.push_back(t99);
     row_.change100.push_back(t100);
     c_.Run(8000 - (c_.net().now() - start));  // retransmissions finish
     const Totals b = Sum();
     const double secs = (c_.net().now() - start) / 1000.0;
-    row_.change_records += ((b.records - a.records) / double(n_) - baseline_records_ * secs) /
-                           flags_.changes;
+    row_.change_records +=
+        ((b.records - a.records) / double(n_) - baseline_records_ * secs) / flags_.changes;
     // Full-state pushes are left out (O(N), on their own timer, and noisy in
     // an 8 s window); the rest above the steady rate is this change's, on
     // the wire as many times as a message has subscribers.
@@ -216,8 +223,8 @@ class Sim {
     c_.Start(who, Seeds());
     Watch(who);
     killed_.erase(who);
-    auto [r99, r100] = Spread([&](Agent& x) { return x.Get(who) && x.Get(who)->status == Member::kAlive; },
-                              who, 20000);
+    auto [r99, r100] = Spread(
+        [&](Agent& x) { return x.Get(who) && x.Get(who)->status == Member::kAlive; }, who, 20000);
     (void)r99;
     row_.revive100.push_back(r100);
     c_.Run(5000);
@@ -271,8 +278,10 @@ std::vector<uint32_t> ParseList(const char* s) {
   std::vector<uint32_t> out;
   for (const char* p = s; *p;) {
     out.push_back(static_cast<uint32_t>(strtoul(p, const_cast<char**>(&p), 10)));
-    if (*p == ',') p++;
-    else if (*p) break;
+    if (*p == ',')
+      p++;
+    else if (*p)
+      break;
   }
   return out;
 }
@@ -288,21 +297,30 @@ int main(int argc, char** argv) {
       const std::string p = std::string("--") + name + "=";
       return a.rfind(p, 0) == 0 ? argv[i] + p.size() : nullptr;
     };
-    if (const char* v = val("sizes")) f.sizes = ParseList(v);
-    else if (const char* v = val("seed")) f.seed = strtoull(v, nullptr, 10);
-    else if (const char* v = val("drop")) f.drop = atof(v);
-    else if (const char* v = val("slow_s")) f.slow_s = atoll(v);
-    else if (const char* v = val("changes")) f.changes = atoi(v);
-    else if (const char* v = val("kills")) f.kills = atoi(v);
+    if (const char* v = val("sizes"))
+      f.sizes = ParseList(v);
+    else if (const char* v = val("seed"))
+      f.seed = strtoull(v, nullptr, 10);
+    else if (const char* v = val("drop"))
+      f.drop = atof(v);
+    else if (const char* v = val("slow_s"))
+      f.slow_s = atoll(v);
+    else if (const char* v = val("changes"))
+      f.changes = atoi(v);
+    else if (const char* v = val("kills"))
+      f.kills = atoi(v);
     else {
-      fprintf(stderr, "usage: %s [--sizes=100,250,500,1000] [--seed=1] [--drop=0.05] "
-                      "[--slow_s=60] [--changes=5] [--kills=3]\n", argv[0]);
+      fprintf(stderr,
+              "usage: %s [--sizes=100,250,500,1000] [--seed=1] [--drop=0.05] "
+              "[--slow_s=60] [--changes=5] [--kills=3]\n",
+              argv[0]);
       return 2;
     }
   }
-  printf("drop %.0f %%, latency 1-10 ms, tick 10 ms, %d changes, %d kills, %lld s with 2 %% "
-         "of agents starved\n\n", f.drop * 100, f.changes, f.kills,
-         static_cast<long long>(f.slow_s));
+  printf(
+      "drop %.0f %%, latency 1-10 ms, tick 10 ms, %d changes, %d kills, %lld s with 2 %% "
+      "of agents starved\n\n",
+      f.drop * 100, f.changes, f.kills, static_cast<long long>(f.slow_s));
   printf("%6s %8s %17s %17s %17s %8s %6s %7s %9s %9s %7s %9s %9s %8s\n", "N", "join", "change 99%",
          "change 100%", "down 99/100%", "revive", "false", "false", "B/agent/s", "B/agent/s",
          "msg/a/s", "rec/agent", "B/agent", "sim/wall");
@@ -313,7 +331,8 @@ int main(int argc, char** argv) {
     Sim sim(n, f);
     Row r = sim.Run();
     char c99[32], c100[32], k[32], w[32];
-    snprintf(c99, sizeof c99, "%lld/%lld", (long long)Median(r.change99), (long long)Max(r.change99));
+    snprintf(c99, sizeof c99, "%lld/%lld", (long long)Median(r.change99),
+             (long long)Max(r.change99));
     snprintf(c100, sizeof c100, "%lld/%lld", (long long)Median(r.change100),
              (long long)Max(r.change100));
     snprintf(k, sizeof k, "%lld/%lld", (long long)Max(r.kill99), (long long)Max(r.kill100));
@@ -322,9 +341,10 @@ int main(int argc, char** argv) {
            (long long)r.join_ms, c99, c100, k, (long long)Max(r.revive100),
            (unsigned long long)r.false_downs, (unsigned long long)r.false_suspects, r.bytes_pub,
            r.bytes_wire, r.msgs_pub, r.change_records, r.change_wire_bytes, w);
-    printf("  whole run after boot (%.0f s): %.0f B/agent/s published (%.0f of it full state), "
-           "%.0f on the wire, %.1f msg/agent/s\n",
-           r.run_s, r.run_pub, r.run_full, r.run_wire, r.run_msgs);
+    printf(
+        "  whole run after boot (%.0f s): %.0f B/agent/s published (%.0f of it full state), "
+        "%.0f on the wire, %.1f msg/agent/s\n",
+        r.run_s, r.run_pub, r.run_full, r.run_wire, r.run_msgs);
     printf("  suspicions of live agents: %llu, %llu of them during the starved phase (refuted)\n",
            (unsigned long long)r.false_suspects, (unsigned long long)r.slow_suspects);
     if (r.malformed) printf("  (malformed messages: %llu)\n", (unsigned long long)r.malformed);

@@ -20,9 +20,10 @@ Agent::Agent(Options opts, Transport* transport, std::function<int64_t()> now_ms
       self_(opts_.self),
       detector_(opts_.suspect_after_ms, opts_.down_after_ms) {
   if (self_.incarnation == 0) {
-    self_.incarnation = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                  std::chrono::system_clock::now().time_since_epoch())
-                                                  .count());
+    self_.incarnation =
+        static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                  std::chrono::system_clock::now().time_since_epoch())
+                                  .count());
   }
   self_.status = Member::kAlive;
   self_.heartbeat = 0;
@@ -227,7 +228,8 @@ void Agent::UpdateSubscriptions(int64_t now) {
   });
   if (now >= next_shuffle_) {
     next_shuffle_ = now + Jitter(opts_.shuffle_ms);
-    if (!random_subs_.empty()) random_subs_.erase(random_subs_.begin() + rng_() % random_subs_.size());
+    if (!random_subs_.empty())
+      random_subs_.erase(random_subs_.begin() + rng_() % random_subs_.size());
   }
   const size_t want = opts_.observer ? opts_.watch + opts_.fanout : opts_.fanout;
   if (random_subs_.size() < want) {

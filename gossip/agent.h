@@ -30,7 +30,7 @@ class Agent {
     // always outranks the previous run without any persisted state.
     Member self;
     std::vector<std::string> seeds;  // gossip addresses to subscribe to first
-    bool observer = false;  // a mount: subscribes only, never publishes, not a member
+    bool observer = false;           // a mount: subscribes only, never publishes, not a member
 
     // Heartbeat period: watchers hear 7 heartbeats per suspicion window.
     int64_t heartbeat_ms = 200;
@@ -101,7 +101,7 @@ class Agent {
   uint64_t bytes_sent() const { return bytes_sent_; }
   uint64_t messages_sent() const { return messages_sent_; }
   uint64_t messages_received() const { return messages_received_; }
-  uint64_t records_sent() const { return records_sent_; }  // piggybacked changes
+  uint64_t records_sent() const { return records_sent_; }        // piggybacked changes
   uint64_t full_bytes_sent() const { return full_bytes_sent_; }  // of bytes_sent: full state
   const std::vector<std::string>& subscriptions() const { return subs_; }
   const std::vector<uint32_t>& watched() const { return detector_.watched(); }
@@ -147,7 +147,8 @@ class Agent {
   uint32_t digest_cursor_ = 0;
 
   int64_t last_tick_ = -1;
-  int64_t next_heartbeat_ = 0, next_detector_ = 0, next_digest_ = 0, next_anti_entropy_ = 0, next_shuffle_ = 0;
+  int64_t next_heartbeat_ = 0, next_detector_ = 0, next_digest_ = 0, next_anti_entropy_ = 0,
+          next_shuffle_ = 0;
   int64_t last_full_push_ = -1'000'000'000, last_pull_ = -1'000'000'000;
 
   uint64_t malformed_ = 0, bytes_sent_ = 0, messages_sent_ = 0, messages_received_ = 0;

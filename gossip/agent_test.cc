@@ -89,7 +89,8 @@ TEST(GossipAgent, SuspicionIsRefutedByAHigherIncarnation) {
   EXPECT_EQ(StatusAt(c.agent(2), 4), Member::kSuspect);
   bool downed = false;
   for (uint32_t id = 1; id <= 8; id++)
-    c.agent(id).OnChange([&](const Member& m) { downed |= m.id == 4 && m.status == Member::kDown; });
+    c.agent(id).OnChange(
+        [&](const Member& m) { downed |= m.id == 4 && m.status == Member::kDown; });
   c.Run(5000);
   EXPECT_FALSE(downed);
   EXPECT_GT(c.agent(4).self().incarnation, inc);
@@ -102,9 +103,8 @@ TEST(GossipAgent, RestartWithNewIncarnationRevivesADownMember) {
   c.Kill(3);
   ASSERT_GE(c.RunUntil(6000, [&] { return c.All([](Agent& a) { return !a.IsAlive(3); }); }), 0);
   c.Start(3, {SimCluster::Addr(1)});  // same address, later wall clock
-  const int64_t t = c.RunUntil(3000, [&] {
-    return c.All([](Agent& a) { return StatusAt(a, 3) == Member::kAlive; });
-  });
+  const int64_t t = c.RunUntil(
+      3000, [&] { return c.All([](Agent& a) { return StatusAt(a, 3) == Member::kAlive; }); });
   EXPECT_GE(t, 0);
   EXPECT_LT(t, 1000);
   EXPECT_EQ(c.agent(3).Members().size(), 8u);  // and it relearned everyone
@@ -118,10 +118,10 @@ TEST(GossipAgent, RestartOnANewAddressIsFollowed) {
   Agent& a = c.Start(6, {SimCluster::Addr(2)}, nullptr);
   ASSERT_EQ(a.self().gossip_addr, SimCluster::Addr(6));
   // (SimCluster keeps addresses by id; a new rpc address stands for any static change.)
-  EXPECT_GE(c.RunUntil(3000, [&] {
-              return c.All([](Agent& x) { return StatusAt(x, 6) == Member::kAlive; });
-            }),
-            0);
+  EXPECT_GE(
+      c.RunUntil(3000,
+                 [&] { return c.All([](Agent& x) { return StatusAt(x, 6) == Member::kAlive; }); }),
+      0);
 }
 
 TEST(GossipAgent, SlowButAliveMemberIsNeverDeclaredDown) {
@@ -177,9 +177,8 @@ TEST(GossipAgent, ChangeReachesFiftyAgentsWithDrops) {
     const uint32_t who = 1 + trial * 9;
     const uint32_t w = 200 + trial;
     c.agent(who).SetWeight(w);
-    const int64_t t = c.RunUntil(5000, [&] {
-      return c.All([&](Agent& a) { return a.Get(who)->weight == w; });
-    });
+    const int64_t t =
+        c.RunUntil(5000, [&] { return c.All([&](Agent& a) { return a.Get(who)->weight == w; }); });
     EXPECT_GE(t, 0);
     EXPECT_LT(t, 500) << "trial " << trial;
   }
@@ -191,7 +190,7 @@ TEST(GossipAgent, DigestRepairsAMissedChange) {
   c.Run(2000);
   c.Stall(8, true);
   c.agent(3).SetWeight(7);
-  c.Run(2000);           // long past the retransmissions
+  c.Run(2000);             // long past the retransmissions
   c.Stall(8, true, true);  // it never got them
   c.Stall(8, false);
   EXPECT_EQ(c.agent(8).Get(3)->weight, 100u);

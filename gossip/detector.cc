@@ -66,8 +66,7 @@ Detector::Verdict Detector::Check(uint32_t id, Member::Status status, int64_t no
   // Down only if the suspicion stood down_after unrefuted *and* no heartbeat
   // advanced meanwhile: a member still heartbeating is alive, whoever
   // suspected it (it refutes as soon as it hears).
-  if (status == Member::kSuspect &&
-      now - std::max(t.suspect_since, t.last_progress) > down_after_)
+  if (status == Member::kSuspect && now - std::max(t.suspect_since, t.last_progress) > down_after_)
     return Verdict::kDown;
   return Verdict::kNone;
 }

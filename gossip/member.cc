@@ -18,10 +18,14 @@ void Fnv(uint32_t& h, const std::string& s) {
 
 const char* StatusName(Member::Status s) {
   switch (s) {
-    case Member::kAlive: return "alive";
-    case Member::kSuspect: return "suspect";
-    case Member::kDown: return "down";
-    case Member::kLeft: return "left";
+    case Member::kAlive:
+      return "alive";
+    case Member::kSuspect:
+      return "suspect";
+    case Member::kDown:
+      return "down";
+    case Member::kLeft:
+      return "left";
   }
   return "?";
 }
@@ -48,8 +52,8 @@ bool Supersedes(const Member& in, const Member& cur) {
 
 MergeResult Merge(Member& cur, const Member& in) {
   if (Supersedes(in, cur)) {
-    const uint64_t hb = in.incarnation == cur.incarnation ? std::max(cur.heartbeat, in.heartbeat)
-                                                          : in.heartbeat;
+    const uint64_t hb =
+        in.incarnation == cur.incarnation ? std::max(cur.heartbeat, in.heartbeat) : in.heartbeat;
     cur = in;
     cur.heartbeat = hb;
     return MergeResult::kReplaced;

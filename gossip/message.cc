@@ -9,13 +9,15 @@ namespace {
 constexpr size_t kMaxEntries = kMaxGossipBytes / sizeof(uint32_t);
 constexpr size_t kMaxMembers = kMaxFullStateBytes / 32;
 
-bool ValidKind(Kind k) { return k == Kind::kGossip || k == Kind::kFullState || k == Kind::kAnnounce; }
+bool ValidKind(Kind k) {
+  return k == Kind::kGossip || k == Kind::kFullState || k == Kind::kAnnounce;
+}
 
 }  // namespace
 
 Entry ToEntry(const Member& m) {
-  return Entry{m.id, m.incarnation, m.heartbeat, static_cast<uint8_t>(m.status),
-               m.weight, m.map_epoch, StaticHash(m)};
+  return Entry{m.id,     m.incarnation, m.heartbeat,  static_cast<uint8_t>(m.status),
+               m.weight, m.map_epoch,   StaticHash(m)};
 }
 
 Member FromEntry(const Entry& e, const Member& known) {
@@ -30,9 +32,12 @@ Member FromEntry(const Entry& e, const Member& known) {
 
 size_t MaxBytes(Kind kind) {
   switch (kind) {
-    case Kind::kGossip: return kMaxGossipBytes;
-    case Kind::kFullState: return kMaxFullStateBytes;
-    case Kind::kAnnounce: return kMaxAnnounceBytes;
+    case Kind::kGossip:
+      return kMaxGossipBytes;
+    case Kind::kFullState:
+      return kMaxFullStateBytes;
+    case Kind::kAnnounce:
+      return kMaxAnnounceBytes;
   }
   return 0;
 }
@@ -64,8 +69,8 @@ Result<Message> Decode(std::string_view bytes) {
 }
 
 size_t EncodedSize(const Member& m) {
-  return 4 * 4 + m.gossip_addr.size() + m.rpc_addr.size() + m.role.size() + m.zone.size() +
-         4 + 8 + 8 + 1 + 8 + 4;
+  return 4 * 4 + m.gossip_addr.size() + m.rpc_addr.size() + m.role.size() + m.zone.size() + 4 + 8 +
+         8 + 1 + 8 + 4;
 }
 
 }  // namespace ringfs::gossip

@@ -101,9 +101,8 @@ TEST(GossipMessage, HugeCountsAreRejectedBeforeAllocating) {
                                       uint8_t{0}, uint32_t{0}, uint32_t{0x7fffffff});
   EXPECT_EQ(Decode(members).status().code(), EPROTO);
   // A member whose address claims 4 GiB.
-  std::string addr = codec::Encode(kGossipVersion, uint8_t{2}, uint32_t{2}, uint64_t{0},
-                                   uint8_t{0}, uint32_t{0}, uint32_t{1}, uint32_t{9},
-                                   uint32_t{0xffffffff});
+  std::string addr = codec::Encode(kGossipVersion, uint8_t{2}, uint32_t{2}, uint64_t{0}, uint8_t{0},
+                                   uint32_t{0}, uint32_t{1}, uint32_t{9}, uint32_t{0xffffffff});
   EXPECT_EQ(Decode(addr).status().code(), EPROTO);
 }
 

@@ -93,7 +93,8 @@ void SimNetwork::Hold(const std::string& addr, bool held, bool lose) {
 }
 
 void SimNetwork::Send(int to, std::shared_ptr<const std::string> bytes, bool reliable) {
-  if (!reliable && opts_.drop > 0 && std::uniform_real_distribution<double>(0, 1)(rng_) < opts_.drop) {
+  if (!reliable && opts_.drop > 0 &&
+      std::uniform_real_distribution<double>(0, 1)(rng_) < opts_.drop) {
     endpoints_[to]->counters.dropped++;
     return;
   }

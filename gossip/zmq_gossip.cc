@@ -11,9 +11,9 @@ namespace ringfs::gossip {
 
 namespace {
 
-constexpr int kTickMs = 10;        // "changes spread at once": within a tick
-constexpr int kMaxBatch = 1000;    // messages drained per wakeup
-constexpr int kPubHwm = 1000;      // per subscriber; past it PUB drops, never blocks
+constexpr int kTickMs = 10;      // "changes spread at once": within a tick
+constexpr int kMaxBatch = 1000;  // messages drained per wakeup
+constexpr int kPubHwm = 1000;    // per subscriber; past it PUB drops, never blocks
 constexpr int kSubHwm = 10000;
 constexpr int kLeaveLingerMs = 200;  // lets a final Left reach the wire on Stop
 // Prefix of the announce subscription. A SUB's subscriptions go to every
@@ -101,7 +101,8 @@ Status ZmqGossip::Start() {
       sockets_->pub = zmq::socket_t(ctx, zmq::socket_type::xpub);
       sockets_->pub.set(zmq::sockopt::linger, kLeaveLingerMs);
       sockets_->pub.set(zmq::sockopt::sndhwm, kPubHwm);
-      sockets_->pub.set(zmq::sockopt::xpub_verbose, 1);  // every (re)announcement, not just the first
+      sockets_->pub.set(zmq::sockopt::xpub_verbose,
+                        1);  // every (re)announcement, not just the first
       sockets_->pub.set(zmq::sockopt::maxmsgsize,
                         static_cast<int64_t>(kMaxAnnounceBytes + kAnnounceMagic.size() + 1));
       sockets_->pub.bind(opts_.self.gossip_addr);
@@ -161,7 +162,8 @@ void ZmqGossip::Loop() {
         std::string_view v(in[i].data<char>(), in[i].size());
         if (i < from_pub) {
           agent_->Receive(v);
-        } else if (v.size() > 1 && v[0] == 1 && v.substr(1, kAnnounceMagic.size()) == kAnnounceMagic) {
+        } else if (v.size() > 1 && v[0] == 1 &&
+                   v.substr(1, kAnnounceMagic.size()) == kAnnounceMagic) {
           agent_->Receive(v.substr(1 + kAnnounceMagic.size()));  // a subscriber's announcement
         }
       }
@@ -186,24 +188,56 @@ void ZmqGossip::OnChange(std::function<void(const Member&)> cb) {
 
 std::string ZmqGossip::endpoint() const { return opts_.observer ? "" : opts_.self.gossip_addr; }
 
-#define LOCKED(expr)                       \
-  std::lock_guard<std::mutex> lock(mu_);   \
-  return agent_->expr
+// Every accessor: under the lock, and harmless before Start() (a default
+// value) rather than a null dereference.
+template <class F>
+auto ZmqGossip::With(F f) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  using R = decltype(f(*agent_));
+  if (!agent_) return R();
+  return f(*agent_);
+}
 
-std::vector<Member> ZmqGossip::Members() const { LOCKED(Members()); }
-std::optional<Member> ZmqGossip::Get(uint32_t id) const { LOCKED(Get(id)); }
-bool ZmqGossip::IsAlive(uint32_t id) const { LOCKED(IsAlive(id)); }
-uint64_t ZmqGossip::MaxMapEpoch() const { LOCKED(MaxMapEpoch()); }
-Member ZmqGossip::self() const { LOCKED(self()); }
-void ZmqGossip::SetMapEpoch(uint64_t epoch) { LOCKED(SetMapEpoch(epoch)); }
-void ZmqGossip::SetWeight(uint32_t weight) { LOCKED(SetWeight(weight)); }
-void ZmqGossip::Leave() { LOCKED(Leave()); }
-std::string ZmqGossip::EncodeFullState() const { LOCKED(EncodeFullState()); }
-Status ZmqGossip::MergeFullState(std::string_view bytes) { LOCKED(MergeFullState(bytes)); }
-uint64_t ZmqGossip::malformed() const { LOCKED(malformed()); }
-uint64_t ZmqGossip::bytes_sent() const { LOCKED(bytes_sent()); }
-uint64_t ZmqGossip::messages_sent() const { LOCKED(messages_sent()); }
-
-#undef LOCKED
+std::vector<Member> ZmqGossip::Members() const {
+  return With([](Agent& a) { return a.Members(); });
+}
+std::optional<Member> ZmqGossip::Get(uint32_t id) const {
+  return With([&](Agent& a) { return a.Get(id); });
+}
+bool ZmqGossip::IsAlive(uint32_t id) const {
+  return With([&](Agent& a) { return a.IsAlive(id); });
+}
+uint64_t ZmqGossip::MaxMapEpoch() const {
+  return With([](Agent& a) { return a.MaxMapEpoch(); });
+}
+Member ZmqGossip::self() const {
+  return With([](Agent& a) { return a.self(); });
+}
+void ZmqGossip::SetMapEpoch(uint64_t e) {
+  With([&](Agent& a) { a.SetMapEpoch(e); });
+}
+void ZmqGossip::SetWeight(uint32_t w) {
+  With([&](Agent& a) { a.SetWeight(w); });
+}
+void ZmqGossip::Leave() {
+  With([](Agent& a) { a.Leave(); });
+}
+std::string ZmqGossip::EncodeFullState() const {
+  return With([](Agent& a) { return a.EncodeFullState(); });
+}
+Status ZmqGossip::MergeFullState(std::string_view bytes) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!agent_) return Status::Error(EAGAIN, "gossip not started");
+  return agent_->MergeFullState(bytes);
+}
+uint64_t ZmqGossip::malformed() const {
+  return With([](Agent& a) { return a.malformed(); });
+}
+uint64_t ZmqGossip::bytes_sent() const {
+  return With([](Agent& a) { return a.bytes_sent(); });
+}
+uint64_t ZmqGossip::messages_sent() const {
+  return With([](Agent& a) { return a.messages_sent(); });
+}
 
 }  // namespace ringfs::gossip

@@ -1,8 +1,9 @@
 // A gossip agent on its own thread over ZeroMQ: an XPUB socket bound to
 // self.gossip_addr (tcp://IP:PORT, or tcp://IP:* and endpoint() tells the
 // port) and one SUB socket connected to the agent's current subscriptions.
-// All methods are thread-safe. Callbacks run on the gossip thread, outside
-// its lock (they may call back into this object), and must not block.
+// All methods are thread-safe; before Start() the accessors return empty
+// values. Callbacks run on the gossip thread, outside its lock (they may call
+// back into this object), and must not block.
 #pragma once
 
 #include <atomic>
@@ -53,6 +54,8 @@ class ZmqGossip {
  private:
   class Sockets;
   void Loop();
+  template <class F>
+  auto With(F f) const;
 
   Agent::Options opts_;
   std::unique_ptr<Sockets> sockets_;

@@ -69,9 +69,9 @@ TEST(GossipZmq, AgentsConvergeAndAStoppedOneIsDeclaredDown) {
     });
   }));
   c.nodes[2]->SetWeight(55);
-  ASSERT_TRUE(WaitFor(1000ms, [&] { return c.AllSee(4, [](const ZmqGossip& g) {
-    return g.Get(3)->weight == 55u;
-  }); }));
+  ASSERT_TRUE(WaitFor(1000ms, [&] {
+    return c.AllSee(4, [](const ZmqGossip& g) { return g.Get(3)->weight == 55u; });
+  }));
 
   const auto stopped = std::chrono::steady_clock::now();
   c.nodes[3]->Stop();  // no Leave: as silent as a SIGKILL
@@ -96,7 +96,8 @@ TEST(GossipZmq, LeaveIsSeenAtOnceAndObserversFollow) {
   ASSERT_TRUE(mount.Start().ok());
   EXPECT_EQ(mount.endpoint(), "");
   c.nodes[0]->SetMapEpoch(12);
-  ASSERT_TRUE(WaitFor(3000ms, [&] { return mount.Members().size() == 3 && mount.MaxMapEpoch() == 12; }));
+  ASSERT_TRUE(
+      WaitFor(3000ms, [&] { return mount.Members().size() == 3 && mount.MaxMapEpoch() == 12; }));
   c.nodes[2]->Leave();
   c.nodes[2]->Stop();
   ASSERT_TRUE(WaitFor(500ms, [&] {
