@@ -655,6 +655,41 @@ Status BlockStore::Drop(uint64_t ino, uint64_t index, const wire::BlockVersion& 
   return RemoveBlock(ino, index);
 }
 
+Result<std::vector<std::pair<uint64_t, uint64_t>>> BlockStore::ListShard(uint32_t shard) {
+  char name[8];
+  snprintf(name, sizeof name, "%02x", shard & 0xff);
+  std::vector<std::string> inodes;
+  std::vector<std::pair<uint64_t, uint64_t>> out;
+  Status st = ListDir(dir_ + "/blocks/" + name, &inodes);
+  if (!st.ok()) return st.code() == ENOENT ? Result<std::vector<std::pair<uint64_t, uint64_t>>>(out) : st;
+  for (const auto& dir : inodes) {
+    uint64_t ino;
+    if (!ParseName(dir, 16, &ino)) continue;
+    auto indices = List(ino);
+    if (!indices.ok()) continue;  // deleted meanwhile
+    for (uint64_t index : *indices) out.emplace_back(ino, index);
+  }
+  return out;
+}
+
+Status BlockStore::Verify(uint64_t ino, uint64_t index, wire::BlockVersion* version, uint32_t* length) {
+  std::shared_lock inode_lock(InodeMu(ino));
+  std::shared_lock block_lock(BlockMu(ino, index));
+  *version = wire::BlockVersion{};
+  *length = 0;
+  Fd fd(open(BlockPath(ino, index).c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.ok()) return Status::Error(errno, "open block " + BlockName(ino, index));
+  Header h;
+  if (LoadHeader(io_, fd.get(), ino, index, &h) == HeaderState::kCorrupt)
+    return Status::Error(EIO, "corrupt header in block " + BlockName(ino, index));
+  *version = h.version;
+  *length = h.length;
+  if (h.length == 0) return Status::OK();
+  std::unique_ptr<char, decltype(&std::free)> buf(static_cast<char*>(std::malloc(h.length)), &std::free);
+  if (!buf) return Status::Error(ENOMEM, "verify buffer");
+  return ReadVerified(io_, fd.get(), h, 0, DivCeil(h.length, kChunk), buf.get());
+}
+
 Status BlockStore::Reset() {
   std::vector<std::string> shards;
   RETURN_IF_ERROR(ListDir(dir_ + "/blocks", &shards));

@@ -135,6 +135,12 @@ class BlockStore {
   // that is not there is fine.
   Status Drop(uint64_t ino, uint64_t index, const wire::BlockVersion& version,
               wire::BlockVersion* held = nullptr);
+  // Every block of shard `shard` (0..255: the files of inodes ino % 256),
+  // for a walk over the whole store a shard at a time (scrub).
+  Result<std::vector<std::pair<uint64_t, uint64_t>>> ListShard(uint32_t shard);
+  // Reads the whole block and checks every chunk: EIO when one fails (or
+  // the header), `version` then being the header's (absent if it is bad).
+  Status Verify(uint64_t ino, uint64_t index, wire::BlockVersion* version, uint32_t* length);
   // Discards every block: the cluster wrote this store off (wiped and
   // re-registered, or out while it was away).
   Status Reset();

@@ -47,6 +47,11 @@ int main(int argc, char** argv) {
   app.add_flag("--no-early-writeback", no_early_writeback,
                "Do not start writeback of each written chunk at once (default: start it, so "
                "fsync/close has less to flush)");
+  app.add_option("--scrub-rate", opts.scrub_rate,
+                 "Background checksum scrub of every block, bytes/s (default 8 MiB/s; 0 = off)");
+  app.add_option("--scrub-pause-ms", opts.scrub_pause_ms,
+                 "Rest between full scrub passes in ms (default 60000)")
+      ->check(CLI::Range(0, 86400000));
   CLI11_PARSE(app, argc, argv);
   opts.early_writeback = !no_early_writeback;
 

@@ -38,6 +38,13 @@ Result<std::unique_ptr<BlockService>> BlockService::Start(const ServiceOptions& 
     LOG_WARN("listening on %s: peers cannot reach that; pass --advertise", s->endpoint().c_str());
   s->meta_ = std::make_unique<rpc::Channel>(opts.meta);
   s->heartbeat_ = std::thread([self] { self->HeartbeatLoop(); });
+  Scrubber::Options so;
+  so.rate = opts.scrub_rate;
+  so.pass_pause_ms = opts.scrub_pause_ms;
+  s->scrub_ = std::make_unique<Scrubber>(
+      s->store_.get(), so,
+      [self](uint64_t ino, uint64_t index, const wire::BlockVersion& v) { self->ReportBad(ino, index, v); });
+  s->scrub_->Start();
   LOG_INFO("blockd: %s serving on %s, node id %u", opts.dir.c_str(), s->endpoint().c_str(),
            s->node_id());
   return s;
@@ -50,6 +57,7 @@ void BlockService::Stop() {
     stopping_ = true;
   }
   cv_.notify_all();
+  if (scrub_) scrub_->Stop();
   if (heartbeat_.joinable()) heartbeat_.join();
   if (server_) server_->Stop();
   // A clean stop leaves everything written durable.
@@ -248,6 +256,23 @@ Status BlockService::RegisterOnce() {
   }
   LOG_INFO("registered with %s as node %u", opts_.meta.c_str(), rep.node_id);
   return Status::OK();
+}
+
+// A copy that failed the scrub: the metadata service stops counting it (any
+// version when the header is bad: then it is no copy of anything) and the
+// repair rewrites it from a good one.
+void BlockService::ReportBad(uint64_t ino, uint64_t index, const wire::BlockVersion& version) {
+  const uint32_t id = node_id_;
+  if (id == 0) return;
+  wire::MetaRequest req;
+  req.ino = ino;
+  req.flags = version.absent() ? uint32_t{wire::kBadCopyAnyVersion} : 0u;
+  req.blocks.push_back(wire::BlockState{index, version, {id}});
+  wire::MetaReply rep;
+  Status st = meta_->Invoke(wire::Op::kReportBadCopy, req, &rep, opts_.meta_timeout_ms * 5);
+  if (!st.ok() && st.code() != ENOENT)
+    LOG_WARN("scrub: cannot report ino %lu block %lu: %s", (unsigned long)ino, (unsigned long)index,
+             st.ToString().c_str());
 }
 
 void BlockService::HeartbeatLoop() {

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "blockd/block_store.h"
+#include "blockd/scrub.h"
 #include "common/rpc.h"
 #include "common/status.h"
 
@@ -30,6 +31,8 @@ struct ServiceOptions {
   int heartbeat_ms = 1000;      // registration / liveness period
   int meta_timeout_ms = 1000;   // one registration call
   bool early_writeback = true;  // see BlockStoreOptions
+  uint64_t scrub_rate = 8ull << 20;  // background checksum scrub, bytes/s (0: off)
+  int scrub_pause_ms = 60000;        // rest between full scrub passes
 };
 
 // Writes `text` to `path` through a temp file, fsync and rename, so a reader
@@ -58,6 +61,7 @@ class BlockService {
   Status SaveNodeId(uint32_t id);
   Status RegisterOnce();
   void HeartbeatLoop();
+  void ReportBad(uint64_t ino, uint64_t index, const wire::BlockVersion& version);
 
   ServiceOptions opts_;
   std::unique_ptr<BlockStore> store_;
@@ -69,6 +73,7 @@ class BlockService {
   std::condition_variable cv_;
   bool stopping_ = false;
   std::thread heartbeat_;
+  std::unique_ptr<Scrubber> scrub_;
 };
 
 }  // namespace ringfs::blockd

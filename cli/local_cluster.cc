@@ -91,10 +91,10 @@ Status StartNode(const std::string& dir, const std::string& bin, Conf& c, int i,
   fs::create_directories(dir + "/" + n, ec);
   if (ec) return Status::Error(ec.value(), "create " + dir + "/" + n + ": " + ec.message());
   bool started = false;
-  return StartDaemon(dir, n,
-                     {bin + "/ringfs-blockd", "--dir", dir + "/" + n, "--listen", NodeAddr(c, i),
-                      "--meta", meta, "--zone", zone},
-                     &started);
+  std::vector<std::string> argv = {bin + "/ringfs-blockd", "--dir", dir + "/" + n, "--listen",
+                                   NodeAddr(c, i), "--meta", meta, "--zone", zone};
+  for (const auto& a : Split(c["blockd_args"])) argv.push_back(a);
+  return StartDaemon(dir, n, argv, &started);
 }
 
 std::string ZoneOf(Conf& c, int i) {
@@ -154,14 +154,15 @@ Status Up(const UpOptions& o) {
   if (!c.count("nodes")) c["nodes"] = std::to_string(o.nodes);
   if (!c.count("zones")) c["zones"] = std::to_string(o.zones);
   if (!c.count("mount")) c["mount"] = o.mount.empty() ? dir + "/mnt" : o.mount;
-  if (!c.count("meta_args")) {
+  for (const auto& [key, args] : {std::pair{"meta_args", &o.meta_args}, std::pair{"blockd_args", &o.blockd_args}}) {
+    if (c.count(key)) continue;
     std::string joined;
-    for (const auto& a : o.meta_args) {
+    for (const auto& a : *args) {
       if (a.find_first_of(" \t\n") != std::string::npos)
-        return Status::Error(EINVAL, "--meta-arg values cannot contain spaces: " + a);
+        return Status::Error(EINVAL, "daemon flags cannot contain spaces: " + a);
       joined += (joined.empty() ? "" : " ") + a;
     }
-    c["meta_args"] = joined;
+    c[key] = joined;
   }
   const int nodes = std::stoi(c["nodes"]);
   RETURN_IF_ERROR(EnsurePort(c, "meta_port"));

@@ -17,6 +17,7 @@ struct UpOptions {
   int timeout_s = 30;
   // Extra flags for ringfs-meta (kept in cluster.conf for later `up`s).
   std::vector<std::string> meta_args;
+  std::vector<std::string> blockd_args;  // the same for every ringfs-blockd
 };
 
 // Starts whatever part of the cluster in `dir` is not running (so it also

@@ -34,6 +34,7 @@ int main(int argc, char** argv) {
   up_cmd->add_flag("--allow-other", up.allow_other, "let other users use the mount");
   up_cmd->add_option("--timeout", up.timeout_s, "seconds to wait for each part (default 30)");
   up_cmd->add_option("--meta-arg", up.meta_args, "extra flag for ringfs-meta (repeatable), e.g. --meta-arg=--down-out-ms=5000");
+  up_cmd->add_option("--blockd-arg", up.blockd_args, "extra flag for every ringfs-blockd (repeatable)");
 
   std::string dir;
   auto* down_cmd = app.add_subcommand("down", "unmount and stop the local cluster in DIR");

@@ -318,6 +318,11 @@ enum NodeOpFlags : uint32_t {
   kForce = 2,   // kNodeRemove of a dead node: re-replicate from the other copies
 };
 
+// MetaRequest.flags for kReportBadCopy.
+enum BadCopyFlags : uint32_t {
+  kBadCopyAnyVersion = 1,  // the copy's header is unreadable: whatever the version
+};
+
 // MetaRequest.flags for kUnlink/kRmdir/kRename: none yet. MetaRequest.flags for
 // kRename carries RENAME_NOREPLACE / RENAME_EXCHANGE as in renameat2(2).
 

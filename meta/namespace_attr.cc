@@ -166,7 +166,10 @@ Status ReportBadCopy(Ctx& c) {
   const wire::BlockState& b = c.req.blocks[0];
   auto rec = c.t.GetBlock(n.attr.ino, b.index);
   if (!rec.ok()) return rec.status().code() == ENOENT ? Status::OK() : rec.status();
-  if (!(rec->version == b.version)) return Status::OK();  // rewritten since
+  const bool any = c.req.flags & wire::kBadCopyAnyVersion;
+  if (!any && !(rec->version == b.version)) return Status::OK();  // rewritten since
+  if (std::find(rec->holders.begin(), rec->holders.end(), b.holders[0]) == rec->holders.end())
+    return Status::OK();
   std::erase(rec->holders, b.holders[0]);
   RETURN_IF_ERROR(c.t.PutBlock(n.attr.ino, b.index, *rec, c.replicas));
   c.rep->attr = n.attr;
