@@ -45,9 +45,22 @@ std::shared_ptr<const Client::Placement> Client::Current() const {
   return placement_;
 }
 
-bool Client::Usable(const Placement& p, uint32_t id) const {
+bool Client::Up(const Placement& p, uint32_t id) const {
   auto it = p.nodes.find(id);
-  if (it == p.nodes.end() || !it->second.info.alive) return false;
+  if (it == p.nodes.end()) return false;
+  Liveness l;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    l = liveness_;
+  }
+  if (l) {
+    if (auto g = l(id)) return *g;
+  }
+  return it->second.info.alive;
+}
+
+bool Client::Usable(const Placement& p, uint32_t id) const {
+  if (!Up(p, id)) return false;
   std::lock_guard<std::mutex> lock(mu_);
   auto s = suspect_until_.find(id);
   return s == suspect_until_.end() || s->second < std::chrono::steady_clock::now();
@@ -59,11 +72,7 @@ void Client::MarkSuspect(uint32_t id) {
       std::chrono::steady_clock::now() + std::chrono::milliseconds(opts_.suspect_ms);
 }
 
-bool Client::Alive(uint32_t id) const {
-  auto p = Current();
-  auto it = p->nodes.find(id);
-  return it != p->nodes.end() && it->second.info.alive;
-}
+bool Client::Alive(uint32_t id) const { return Up(*Current(), id); }
 
 Result<rpc::Message> Client::WaitWhileAlive(rpc::Pending& call, uint32_t id,
                                             std::chrono::steady_clock::time_point start,
@@ -338,12 +347,12 @@ Status Client::Truncate(uint64_t ino, uint64_t size, const wire::BlockVersion& c
   std::vector<uint32_t> placed;
   if (!cut_next.absent()) placed = p->ring.Replicas(ring::Ring::BlockKey(ino, req.index), p->map.replicas);
   size_t placed_up = 0;
-  for (uint32_t id : placed) placed_up += p->nodes.at(id).info.alive;
+  for (uint32_t id : placed) placed_up += Up(*p, id);
   const bool ask_placed = placed_up < blockver::Quorum(p->map.replicas);
   for (const auto& [id, node] : p->nodes) {
     // One only suspected here (it failed a call lately) is asked all the same.
     const bool needed = ask_placed && std::find(placed.begin(), placed.end(), id) != placed.end();
-    if (!node.info.alive && !needed) {
+    if (!Up(*p, id) && !needed) {
       out->missed.push_back(id);
       continue;
     }

@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -44,6 +45,14 @@ class Client {
   using BadCopyHandler = std::function<void(uint64_t ino, uint64_t index, uint32_t node,
                                             const wire::BlockVersion& version)>;
   void OnBadCopy(BadCopyHandler h) { on_bad_copy_ = std::move(h); }
+
+  // Liveness from gossip, consulted before the map's alive flags (which the
+  // map only refreshes when it is fetched). Empty optional: not known.
+  using Liveness = std::function<std::optional<bool>(uint32_t node)>;
+  void SetLiveness(Liveness l) {
+    std::lock_guard<std::mutex> lock(mu_);
+    liveness_ = std::move(l);
+  }
 
   // Installs a new cluster map (rebuilds the ring; keeps connections).
   void SetMap(const wire::ClusterMap& map);
@@ -101,7 +110,7 @@ class Client {
 
  private:
   BadCopyHandler on_bad_copy_;
-  bool Alive(uint32_t id) const;  // as the current cluster map says
+  bool Alive(uint32_t id) const;  // as gossip, else the current cluster map, says
   // Waits for a write's reply; see ClientOptions::slow_write_ms.
   // Re-sends (`resend`) every `timeout_ms` while the node looks alive.
   Result<rpc::Message> WaitWhileAlive(rpc::Pending& call, uint32_t id,
@@ -122,6 +131,7 @@ class Client {
   Status CatchUp(const Placement& p, uint64_t ino, uint64_t index, uint32_t from, uint32_t to,
                  const wire::BlockVersion& held, const wire::BlockVersion& version);
   bool Usable(const Placement& p, uint32_t id) const;
+  bool Up(const Placement& p, uint32_t id) const;
   // The version node `id` holds of a block (absent when it has none).
   Status HeldVersion(const Placement& p, uint64_t ino, uint64_t index, uint32_t id,
                      wire::BlockVersion* held);
@@ -131,6 +141,7 @@ class Client {
   mutable std::mutex mu_;
   std::shared_ptr<const Placement> placement_;
   std::map<uint32_t, std::chrono::steady_clock::time_point> suspect_until_;
+  Liveness liveness_;
 };
 
 }  // namespace ringfs::blockd

@@ -19,10 +19,15 @@ int main(int argc, char** argv) {
   CLI::App app{"ringfs-blockd: stores ringfs data blocks, checksummed, on local disk"};
   app.add_option("--dir", opts.dir, "Data directory (required): block files and node_id live here")
       ->required();
-  app.add_option("--meta", opts.meta,
-                 "Metadata service endpoint (required), e.g. tcp://10.0.0.1:7000: where the node "
-                 "registers and heartbeats")
-      ->required();
+  auto* meta = app.add_option("--meta", opts.meta,
+                               "Metadata service endpoint, e.g. tcp://10.0.0.1:7000: where the node "
+                               "registers and heartbeats");
+  auto* join = app.add_option("--join", opts.meta,
+                              "The address of any member of the cluster (the metadata service or "
+                              "any block daemon): the metadata service is found through gossip");
+  meta->excludes(join);
+  app.add_option("--gossip", opts.gossip,
+                 "Gossip PUB endpoint to bind (default: the advertised host, any port)");
   app.add_option("--listen", opts.listen,
                  "Endpoint to bind (default tcp://127.0.0.1:*: loopback, any free port)");
   app.add_option("--advertise", opts.advertise,
@@ -53,6 +58,10 @@ int main(int argc, char** argv) {
                  "Rest between full scrub passes in ms (default 60000)")
       ->check(CLI::Range(0, 86400000));
   CLI11_PARSE(app, argc, argv);
+  if (opts.meta.empty()) {
+    fprintf(stderr, "ringfs-blockd: --join ADDR (or --meta ENDPOINT) is required\n");
+    return 2;
+  }
   opts.early_writeback = !no_early_writeback;
 
   // Block the stop signals in every thread; main waits for them below.

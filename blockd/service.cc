@@ -10,6 +10,7 @@
 
 #include "common/file_util.h"
 #include "common/log.h"
+#include "gossip/join.h"
 
 namespace ringfs::blockd {
 
@@ -36,7 +37,7 @@ Result<std::unique_ptr<BlockService>> BlockService::Start(const ServiceOptions& 
   RETURN_IF_ERROR(s->server_->Start());
   if (opts.advertise.empty() && s->endpoint().find("0.0.0.0") != std::string::npos)
     LOG_WARN("listening on %s: peers cannot reach that; pass --advertise", s->endpoint().c_str());
-  s->meta_ = std::make_unique<rpc::Channel>(opts.meta);
+  s->ResolveMeta();
   s->heartbeat_ = std::thread([self] { self->HeartbeatLoop(); });
   Scrubber::Options so;
   so.rate = opts.scrub_rate;
@@ -59,6 +60,13 @@ void BlockService::Stop() {
   cv_.notify_all();
   if (scrub_) scrub_->Stop();
   if (heartbeat_.joinable()) heartbeat_.join();
+  {
+    std::lock_guard<std::mutex> lock(gossip_mu_);
+    if (gossip_) {
+      gossip_->Leave();
+      gossip_->Stop();
+    }
+  }
   if (server_) server_->Stop();
   // A clean stop leaves everything written durable.
   if (store_) {
@@ -106,6 +114,11 @@ void BlockService::Handle(rpc::Message&& m, rpc::Responder&& r) {
     case wire::Op::kBlockStat:
       rep.stats = Info();
       break;
+    case wire::Op::kGossipState: {
+      std::lock_guard<std::mutex> lock(gossip_mu_);
+      if (!gossip_) return r.Reply(Status::Error(EAGAIN, "not a member yet (not registered)"));
+      return r.ReplyWith(wire::GossipReply{gossip_->EncodeFullState(), gossip_->endpoint()});
+    }
     case wire::Op::kBlockList: {
       st = m.DecodeBody(req);
       if (!st.ok()) break;
@@ -236,7 +249,8 @@ Status BlockService::RegisterOnce() {
   wire::MetaRequest req;
   req.node = Info();
   wire::MetaReply rep;
-  RETURN_IF_ERROR(meta_->Invoke(wire::Op::kRegisterNode, req, &rep, opts_.meta_timeout_ms));
+  RETURN_IF_ERROR(Meta()->Invoke(wire::Op::kRegisterNode, req, &rep, opts_.meta_timeout_ms));
+  EnsureGossip(rep.node_id, rep.gossip_seed, rep.map.epoch);
   if (rep.node_id == 0) return Status::Error(EPROTO, "metadata service gave node id 0");
   const uint32_t mine = node_id_;
   if (mine == rep.node_id && !rep.reset_store) return Status::OK();
@@ -269,10 +283,51 @@ void BlockService::ReportBad(uint64_t ino, uint64_t index, const wire::BlockVers
   req.flags = version.absent() ? uint32_t{wire::kBadCopyAnyVersion} : 0u;
   req.blocks.push_back(wire::BlockState{index, version, {id}});
   wire::MetaReply rep;
-  Status st = meta_->Invoke(wire::Op::kReportBadCopy, req, &rep, opts_.meta_timeout_ms * 5);
+  Status st = Meta()->Invoke(wire::Op::kReportBadCopy, req, &rep, opts_.meta_timeout_ms * 5);
   if (!st.ok() && st.code() != ENOENT)
     LOG_WARN("scrub: cannot report ino %lu block %lu: %s", (unsigned long)ino, (unsigned long)index,
              st.ToString().c_str());
+}
+
+std::shared_ptr<rpc::Channel> BlockService::Meta() {
+  std::lock_guard<std::mutex> lock(meta_mu_);
+  return meta_;
+}
+
+void BlockService::ResolveMeta() {
+  auto r = gossip::ResolveMeta(opts_.meta, opts_.meta_timeout_ms);
+  const std::string ep = r.ok() ? *r : opts_.meta;
+  std::lock_guard<std::mutex> lock(meta_mu_);
+  if (meta_ && meta_->endpoint() == ep) return;
+  if (ep != opts_.meta) LOG_INFO("metadata service found at %s through %s", ep.c_str(), opts_.meta.c_str());
+  meta_ = std::make_shared<rpc::Channel>(ep);
+}
+
+void BlockService::EnsureGossip(uint32_t id, const std::string& seed, uint64_t epoch) {
+  std::lock_guard<std::mutex> lock(gossip_mu_);
+  if (gossip_ && gossip_id_ == id) {
+    gossip_->SetMapEpoch(epoch);
+    return;
+  }
+  if (gossip_) gossip_->Stop();  // an id written off: the new one starts over
+  gossip::Agent::Options go;
+  go.self.id = id;
+  go.self.role = "blockd";
+  go.self.rpc_addr = opts_.advertise.empty() ? server_->endpoint() : opts_.advertise;
+  go.self.gossip_addr = opts_.gossip.empty() ? gossip::DefaultEndpoint(go.self.rpc_addr) : opts_.gossip;
+  go.self.zone = opts_.zone;
+  go.self.weight = opts_.weight;
+  go.self.map_epoch = epoch;
+  if (!seed.empty()) go.seeds.push_back(seed);
+  auto g = std::make_unique<gossip::ZmqGossip>(go);
+  Status st = g->Start();
+  if (!st.ok()) {
+    LOG_WARN("gossip on %s: %s", go.self.gossip_addr.c_str(), st.ToString().c_str());
+    return;
+  }
+  LOG_INFO("gossip on %s as member %u", g->endpoint().c_str(), id);
+  gossip_ = std::move(g);
+  gossip_id_ = id;
 }
 
 void BlockService::HeartbeatLoop() {
@@ -282,6 +337,7 @@ void BlockService::HeartbeatLoop() {
   while (!stopping_) {
     lock.unlock();
     Status st = RegisterOnce();
+    if (!st.ok() && failures > 0 && failures % 5 == 0) ResolveMeta();
     if (!st.ok() && failures++ % kLogEvery == 0) {
       LOG_WARN("register with %s failed (%d in a row): %s", opts_.meta.c_str(), failures,
                st.ToString().c_str());

@@ -14,6 +14,7 @@
 
 #include "blockd/block_store.h"
 #include "blockd/scrub.h"
+#include "gossip/zmq_gossip.h"
 #include "common/rpc.h"
 #include "common/status.h"
 
@@ -23,7 +24,10 @@ struct ServiceOptions {
   std::string dir;  // data directory (blocks and node_id)
   std::string listen = "tcp://127.0.0.1:*";
   std::string advertise;  // address given to the cluster; empty = bound endpoint
-  std::string meta;       // metadata service endpoint
+  // Any member of the cluster (the metadata service or a block daemon): the
+  // metadata service is found through its gossip view.
+  std::string meta;
+  std::string gossip;     // gossip PUB endpoint; empty = the advertised host, any port
   std::string zone = "default";
   uint32_t weight = 100;
   uint64_t capacity = 0;        // bytes; 0 = the filesystem's size
@@ -66,7 +70,17 @@ class BlockService {
   ServiceOptions opts_;
   std::unique_ptr<BlockStore> store_;
   std::unique_ptr<rpc::Server> server_;
-  std::unique_ptr<rpc::Channel> meta_;
+  // The metadata service, as resolved from opts_.meta (again after
+  // repeated registration failures, in case it moved).
+  std::shared_ptr<rpc::Channel> Meta();
+  void ResolveMeta();
+  std::mutex meta_mu_;
+  std::shared_ptr<rpc::Channel> meta_;
+  // Gossip, started once the node has an id (and restarted if it changes).
+  void EnsureGossip(uint32_t id, const std::string& seed, uint64_t epoch);
+  std::mutex gossip_mu_;
+  std::unique_ptr<gossip::ZmqGossip> gossip_;
+  uint32_t gossip_id_ = 0;
   std::atomic<uint32_t> node_id_{0};
   uint64_t store_id_ = 0;
   std::mutex mu_;

@@ -43,8 +43,10 @@ int main(int argc, char** argv) {
   // Commands that talk to a running cluster: --meta ENDPOINT, or --dir of a
   // local cluster made by `ringfs up`.
   ringfs::cli::NodeCommand nc;
+  std::string cluster;
   auto cluster_flags = [&](CLI::App* cmd) {
     cmd->add_option("--dir", dir, "local cluster directory (default " + default_dir + ")");
+    cmd->add_option("--cluster", cluster, "any member of the cluster, e.g. tcp://10.0.0.5:7001 (instead of --dir)");
     cmd->add_option("--meta", nc.meta, "metadata service endpoint, e.g. tcp://10.0.0.1:7000 (instead of --dir)");
     cmd->add_flag("--json", nc.json, "machine-readable output");
   };
@@ -73,6 +75,9 @@ int main(int argc, char** argv) {
   list_cmd->add_flag("--all", nc.all, "include nodes that are out");
   cluster_flags(list_cmd);
 
+  auto* members_cmd = app.add_subcommand("members", "the gossip view of one daemon: every member, its status and incarnation");
+  cluster_flags(members_cmd);
+
   std::string path;
   auto* locate_cmd = app.add_subcommand("locate", "show each block of a file and the nodes holding it");
   locate_cmd->add_option("path", path, "a file on a ringfs mount")->required();
@@ -85,6 +90,20 @@ int main(int argc, char** argv) {
   if (*up_cmd) return Report(ringfs::cli::Up(up));
   if (*down_cmd) return Report(ringfs::cli::Down(dir.empty() ? default_dir : dir));
   if (*locate_cmd) return Report(ringfs::cli::PrintLocate(path, nc.meta, check));
+  if (*members_cmd) {
+    std::string addr = !cluster.empty() ? cluster : nc.meta;
+    if (addr.empty()) {
+      auto m = ringfs::cli::MetaEndpoint(dir.empty() ? default_dir : dir);
+      if (!m.ok()) return Report(m.status());
+      addr = *m;
+    }
+    return Report(ringfs::cli::PrintMembers(addr, nc.json));
+  }
+  if (nc.meta.empty() && !cluster.empty()) {
+    auto m = ringfs::cli::FindMeta(cluster);
+    if (!m.ok()) return Report(m.status());
+    nc.meta = *m;
+  }
   if (nc.meta.empty()) {
     auto m = ringfs::cli::MetaEndpoint(dir.empty() ? default_dir : dir);
     if (!m.ok()) return Report(m.status());

@@ -9,6 +9,7 @@
 
 #include "blockd/client.h"
 #include "cli/format.h"
+#include "gossip/join.h"
 #include "meta/client.h"
 #include "ring/ring.h"
 
@@ -122,6 +123,45 @@ Status Change(const NodeCommand& c, wire::Op op, const wire::MetaRequest& req, c
 }
 
 }  // namespace
+
+Result<std::string> FindMeta(const std::string& addr) {
+  auto v = gossip::Discover(addr, 3000);
+  if (!v.ok()) return Status::Error(v.status().code(), "cluster unreachable: " + addr + ": " + v.status().message());
+  if (v->meta_rpc.empty()) return Status::Error(ENOENT, addr + " knows no metadata service");
+  return v->meta_rpc;
+}
+
+Status PrintMembers(const std::string& addr, bool json) {
+  auto v = gossip::Discover(addr, 3000);
+  if (!v.ok()) return Status::Error(v.status().code(), "cluster unreachable: " + addr + ": " + v.status().message());
+  if (json) {
+    std::string members;
+    for (const auto& m : v->members) {
+      members += (members.empty() ? "" : ",") + JsonObject()
+                                                    .Field("id", m.id)
+                                                    .Field("role", m.role)
+                                                    .Field("rpc_addr", m.rpc_addr)
+                                                    .Field("gossip_addr", m.gossip_addr)
+                                                    .Field("zone", m.zone)
+                                                    .Field("status", gossip::StatusName(m.status))
+                                                    .Field("incarnation", m.incarnation)
+                                                    .Field("heartbeat", m.heartbeat)
+                                                    .Field("map_epoch", m.map_epoch)
+                                                    .str();
+    }
+    printf("%s\n", JsonObject().Field("from", addr).Raw("members", "[" + members + "]").str().c_str());
+    return Status::OK();
+  }
+  printf("gossip view of %s:\n", addr.c_str());
+  printf("%-10s %-6s %-24s %-24s %-8s %-7s %14s %9s\n", "ID", "ROLE", "ADDRESS", "GOSSIP", "ZONE",
+         "STATUS", "INCARNATION", "MAP EPOCH");
+  for (const auto& m : v->members) {
+    printf("%-10u %-6s %-24s %-24s %-8s %-7s %14lu %9lu\n", m.id, m.role.c_str(), m.rpc_addr.c_str(),
+           m.gossip_addr.c_str(), m.zone.c_str(), gossip::StatusName(m.status),
+           (unsigned long)m.incarnation, (unsigned long)m.map_epoch);
+  }
+  return Status::OK();
+}
 
 Status NodeAdd(const NodeCommand& c) {
   if (c.addr.empty()) return Status::Error(EINVAL, "node add needs the node's address");

@@ -26,5 +26,9 @@ Status NodeAdd(const NodeCommand& c);
 Status NodeRemove(const NodeCommand& c);
 Status NodeList(const NodeCommand& c);
 Status ClusterStatus(const NodeCommand& c);
+// `ringfs members`: the gossip view of the daemon at `addr`.
+Status PrintMembers(const std::string& addr, bool json);
+// The metadata service, found through the gossip view of any member.
+Result<std::string> FindMeta(const std::string& addr);
 
 }  // namespace ringfs::cli

@@ -49,6 +49,7 @@ enum class Op : uint16_t {
   kNodeAdd,       // admit a joining node (`node`: addr, zone, weight); `flags` kDryRun
   kNodeRemove,    // drain node `node.id` out of the map; `flags` kDryRun, kForce
   kClusterStatus, // health and data movement (MetaReply.health)
+  kGossipState,   // any daemon: its gossip view in full (GossipReply), to join by
   // Block daemon.
   kBlockWrite = 60,
   kBlockRead,
@@ -191,6 +192,19 @@ struct NodeInfo {
   }
 };
 
+// The gossip member id of the metadata service (block nodes use their node id).
+constexpr uint32_t kMetaGossipId = 0xFFFFFF00u;
+
+// kGossipState's reply, from the metadata service or any block daemon: the
+// gossip full state (gossip::Agent::EncodeFullState) and the responder's
+// own gossip endpoint, so one address of any member is enough to join.
+struct GossipReply {
+  std::string state;
+  std::string gossip_addr;
+  template <class A>
+  void serialize(A& ar) { ar(state, gossip_addr); }
+};
+
 // One node's part of a data movement plan (node add/remove --dry-run).
 struct NodeMove {
   uint32_t id = 0;
@@ -294,10 +308,11 @@ struct MetaReply {
   bool reset_store = false;  // kRegisterNode: discard every block held (see NodeInfo::store_id)
   // kGetBlocks: the nodes known to hold block `cookie` at its committed version.
   std::vector<uint32_t> holders;
+  std::string gossip_seed;  // kRegisterNode: the service's gossip endpoint
   template <class A>
   void serialize(A& ar) {
     ar(attr, entries, eof, value, statfs, map, node_id, dirs, runs, runs_end, prev_data_version,
-       superseded, plan, health, reset_store, holders);
+       superseded, plan, health, reset_store, holders, gossip_seed);
   }
 };
 

@@ -1,5 +1,7 @@
 #include "fuse/filesystem.h"
 
+#include "gossip/join.h"
+
 #include <algorithm>
 #include <chrono>
 #include <random>
@@ -24,6 +26,7 @@ void Filesystem::Start() {
     LOG_ERROR("cannot read the cluster map from %s: %s", opts_.meta.c_str(),
               map.status().ToString().c_str());
   }
+  StartGossip();
   // A replica whose copy failed its checksum no longer counts as holding
   // the block: the metadata service drops it and repairs it.
   blocks_.OnBadCopy([this](uint64_t ino, uint64_t index, uint32_t node,
@@ -50,10 +53,42 @@ void Filesystem::Start() {
   map_thread_ = std::thread([this] { RefreshMapLoop(); });
 }
 
+// A subscriber to the cluster's gossip (never a member): liveness of every
+// node as the cluster sees it, within seconds, and the newest map epoch.
+// Without it (an older cluster) the map's liveness, re-read every second,
+// is used.
+void Filesystem::StartGossip() {
+  auto view = gossip::Discover(opts_.meta, 3000);
+  if (!view.ok()) {
+    LOG_WARN("no gossip from %s (%s): liveness from the cluster map only", opts_.meta.c_str(),
+             view.status().ToString().c_str());
+    return;
+  }
+  gossip::Agent::Options go;
+  go.observer = true;
+  go.seeds = view->seeds;
+  gossip_ = std::make_unique<gossip::ZmqGossip>(go);
+  Status st = gossip_->Start();
+  if (st.ok()) st = gossip_->MergeFullState(view->state);
+  if (!st.ok()) {
+    LOG_WARN("gossip: %s", st.ToString().c_str());
+    gossip_.reset();
+    return;
+  }
+  gossip::ZmqGossip* g = gossip_.get();
+  blocks_.SetLiveness([g](uint32_t id) -> std::optional<bool> {
+    auto m = g->Get(id);
+    if (!m) return std::nullopt;
+    return m->usable();
+  });
+}
+
 void Filesystem::Stop() {
   if (stop_.exchange(true)) return;
   stop_cv_.notify_all();
   if (map_thread_.joinable()) map_thread_.join();
+  blocks_.SetLiveness(nullptr);
+  if (gossip_) gossip_->Stop();
   background_.reset();
   data_.reset();
 }
@@ -80,19 +115,28 @@ void Filesystem::SessionBeat() {
 void Filesystem::RefreshMapLoop() {
   std::unique_lock<std::mutex> lock(stop_mu_);
   auto next_beat = std::chrono::steady_clock::now();
+  auto next_map = next_beat;
   while (!stop_) {
-    stop_cv_.wait_for(lock, std::chrono::milliseconds(opts_.map_refresh_ms));
+    stop_cv_.wait_for(lock, std::chrono::milliseconds(gossip_ ? 100 : opts_.map_refresh_ms));
     if (stop_) break;
     lock.unlock();
     if (std::chrono::steady_clock::now() >= next_beat) {
       SessionBeat();
       next_beat = std::chrono::steady_clock::now() + std::chrono::milliseconds(opts_.session_beat_ms);
     }
-    wire::MetaReply rep;
-    wire::MetaRequest req;
-    Status st = meta_->Call(wire::Op::kGetMap, req, &rep);
-    if (st.ok() && (rep.map.epoch != blocks_.epoch() || blocks_.map().nodes.size() != rep.map.nodes.size())) {
-      blocks_.SetMap(rep.map);
+    // With gossip, the map is fetched when a newer epoch is announced (and
+    // every map_fallback_ms in case an announcement was missed); without,
+    // every map_refresh_ms.
+    const auto now = std::chrono::steady_clock::now();
+    const bool announced = gossip_ && gossip_->MaxMapEpoch() > blocks_.epoch();
+    if (!gossip_ || announced || now >= next_map) {
+      next_map = now + std::chrono::milliseconds(opts_.map_fallback_ms);
+      wire::MetaReply rep;
+      wire::MetaRequest req;
+      Status st = meta_->Call(wire::Op::kGetMap, req, &rep);
+      if (st.ok() && (rep.map.epoch != blocks_.epoch() || blocks_.map().nodes.size() != rep.map.nodes.size())) {
+        blocks_.SetMap(rep.map);
+      }
     }
     lock.lock();
   }

@@ -19,6 +19,7 @@
 #include "fuse/fuse_api.h"
 #include "fuse/inode.h"
 #include "fuse/options.h"
+#include "gossip/zmq_gossip.h"
 #include "meta/client.h"
 
 namespace ringfs::fuse {
@@ -89,6 +90,7 @@ class Filesystem {
 
  private:
   void RefreshMapLoop();
+  void StartGossip();
   void SessionBeat();  // tells the service we live, and what we have open
   uint64_t session_ = 0;
   std::shared_mutex session_mu_;
@@ -106,6 +108,7 @@ class Filesystem {
   std::mutex stop_mu_;
   std::condition_variable stop_cv_;
   std::thread map_thread_;
+  std::unique_ptr<gossip::ZmqGossip> gossip_;  // observer; null without gossip
 };
 
 inline Filesystem* Fs(fuse_req_t req) { return static_cast<Filesystem*>(fuse_req_userdata(req)); }

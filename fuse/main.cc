@@ -1,10 +1,13 @@
 // ringfs-mount: mounts a ringfs namespace with the libfuse low-level API.
-//   ringfs-mount --meta=tcp://HOST:PORT MOUNTPOINT [-f] [-d] [-o OPTIONS]
+//   ringfs-mount --cluster=tcp://HOST:PORT MOUNTPOINT [-f] [-d] [-o OPTIONS]
 #include <unistd.h>
 
 #include <cstddef>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <optional>
+#include <vector>
 #include <string>
 #include <zmq.hpp>
 
@@ -12,6 +15,7 @@
 #include "common/log.h"
 #include "common/memory.h"
 #include "common/wire.h"
+#include "gossip/message.h"
 #include "fuse/filesystem.h"
 
 namespace {
@@ -21,6 +25,7 @@ using ringfs::fuse::Options;
 
 struct CmdOpts {
   char* meta = nullptr;
+  char* cluster = nullptr;
   unsigned long cache_mb = 0;
   int help = 0;
 };
@@ -28,6 +33,8 @@ struct CmdOpts {
 const fuse_opt kOptSpec[] = {
     {"--meta=%s", offsetof(CmdOpts, meta), 0},
     {"meta=%s", offsetof(CmdOpts, meta), 0},
+    {"--cluster=%s", offsetof(CmdOpts, cluster), 0},
+    {"cluster=%s", offsetof(CmdOpts, cluster), 0},
     {"cache_mb=%lu", offsetof(CmdOpts, cache_mb), 0},
     {"-h", offsetof(CmdOpts, help), 1},
     {"--help", offsetof(CmdOpts, help), 1},
@@ -36,8 +43,10 @@ const fuse_opt kOptSpec[] = {
 
 void Usage(const char* prog) {
   printf(
-      "usage: %s --meta=tcp://HOST:PORT MOUNTPOINT [options]\n"
-      "  --meta=ENDPOINT, -o meta=ENDPOINT  metadata service to mount (required)\n"
+      "usage: %s --cluster=tcp://HOST:PORT MOUNTPOINT [options]\n"
+      "  --cluster=ADDR, -o cluster=ADDR    any member of the cluster (metadata service or\n"
+      "                                     block daemon): the rest is found through gossip\n"
+      "  --meta=ENDPOINT, -o meta=ENDPOINT  the metadata service itself\n"
       "  -o cache_mb=N                      block cache size (default 1024)\n"
       "  -f  stay in the foreground      -d  debug output (implies -f)\n"
       "  -o ro, -o allow_other, ...      ordinary FUSE mount options\n",
@@ -46,9 +55,10 @@ void Usage(const char* prog) {
   fuse_lowlevel_help();
 }
 
-// Checks the metadata service answers before daemonizing, with a private
-// context that is gone before fork() (ZeroMQ threads do not survive fork).
-bool ProbeMeta(const std::string& endpoint) {
+// One request before daemonizing, with a private context that is gone
+// before fork() (ZeroMQ threads do not survive fork): the reply's body, or
+// an empty optional (after printing why).
+std::optional<std::string> AskOnce(const std::string& endpoint, ringfs::wire::Op op) {
   zmq::context_t ctx(1);
   zmq::socket_t s(ctx, zmq::socket_type::dealer);
   s.set(zmq::sockopt::linger, 0);
@@ -56,10 +66,10 @@ bool ProbeMeta(const std::string& endpoint) {
     s.connect(endpoint);
   } catch (const zmq::error_t& e) {
     fprintf(stderr, "ringfs-mount: bad endpoint %s: %s\n", endpoint.c_str(), e.what());
-    return false;
+    return std::nullopt;
   }
   ringfs::wire::Envelope env;
-  env.op = static_cast<uint16_t>(ringfs::wire::Op::kGetMap);
+  env.op = static_cast<uint16_t>(op);
   env.id = 1;
   std::string e = ringfs::codec::Encode(env), b = ringfs::codec::Encode(ringfs::wire::MetaRequest{});
   s.send(zmq::buffer(e), zmq::send_flags::sndmore);
@@ -67,10 +77,40 @@ bool ProbeMeta(const std::string& endpoint) {
   zmq::pollitem_t item = {s.handle(), 0, ZMQ_POLLIN, 0};
   zmq::poll(&item, 1, std::chrono::milliseconds(5000));
   if (!(item.revents & ZMQ_POLLIN)) {
-    fprintf(stderr, "ringfs-mount: metadata service at %s does not answer\n", endpoint.c_str());
-    return false;
+    fprintf(stderr, "ringfs-mount: %s does not answer\n", endpoint.c_str());
+    return std::nullopt;
   }
-  return true;
+  std::vector<zmq::message_t> frames;
+  do {
+    zmq::message_t part;
+    if (!s.recv(part, zmq::recv_flags::none)) break;
+    frames.push_back(std::move(part));
+  } while (frames.back().more());
+  ringfs::wire::Envelope rep;
+  std::string body = frames.size() >= 2 ? frames[1].to_string() : "";
+  if (frames.size() < 2 || !ringfs::codec::Decode(frames[0].to_string(), rep).ok()) {
+    fprintf(stderr, "ringfs-mount: %s sent a malformed reply\n", endpoint.c_str());
+    return std::nullopt;
+  }
+  if (rep.err != 0) {
+    fprintf(stderr, "ringfs-mount: %s: %s\n", endpoint.c_str(), rep.msg.c_str());
+    return std::nullopt;
+  }
+  return body;
+}
+
+// The metadata service named in the gossip view of any member.
+std::optional<std::string> FindMeta(const std::string& addr) {
+  auto body = AskOnce(addr, ringfs::wire::Op::kGossipState);
+  if (!body) return std::nullopt;
+  ringfs::wire::GossipReply rep;
+  if (!ringfs::codec::Decode(*body, rep).ok()) return std::nullopt;
+  auto msg = ringfs::gossip::Decode(rep.state);
+  if (!msg.ok()) return std::nullopt;
+  for (const auto& m : msg->members)
+    if (m.role == "meta" && m.usable()) return m.rpc_addr;
+  fprintf(stderr, "ringfs-mount: %s knows no metadata service yet\n", addr.c_str());
+  return std::nullopt;
 }
 
 void Init(void* userdata, fuse_conn_info* conn) {
@@ -105,11 +145,16 @@ int main(int argc, char* argv[]) {
     printf("ringfs-mount, FUSE library %s\n", fuse_pkgversion());
     return 0;
   }
-  if (!cmd.meta || !opts.mountpoint) {
-    fprintf(stderr, "ringfs-mount: need --meta=ENDPOINT and a mountpoint (see --help)\n");
+  if ((!cmd.meta && !cmd.cluster) || !opts.mountpoint) {
+    fprintf(stderr, "ringfs-mount: need --cluster=ADDR (or --meta=ENDPOINT) and a mountpoint (see --help)\n");
     return 2;
   }
-  if (!ProbeMeta(cmd.meta)) return 1;
+  if (cmd.cluster && !cmd.meta) {
+    auto meta = FindMeta(cmd.cluster);
+    if (!meta) return 1;
+    cmd.meta = strdup(meta->c_str());
+  }
+  if (!AskOnce(cmd.meta, ringfs::wire::Op::kGetMap)) return 1;
   // Permission checks are the kernel's, against the attributes we report.
   // The source names the metadata service, so tools (ringfs locate) can find it.
   std::string kernel_opts =
@@ -146,6 +191,7 @@ int main(int argc, char* argv[]) {
   }
   free(opts.mountpoint);
   free(cmd.meta);
+  free(cmd.cluster);
   fuse_opt_free_args(&args);
   return ret ? 1 : 0;
 }

@@ -19,7 +19,8 @@ struct Options {
   uint64_t inflight_bytes = 128ull << 20;  // uploads in flight before writers wait
   int upload_threads = 8;           // parallel block uploads (each fans out to RF)
   int readahead_blocks = 4;         // blocks prefetched ahead of a sequential reader (16 MiB)
-  int map_refresh_ms = 1000;        // how often the cluster map is re-read
+  int map_refresh_ms = 1000;        // how often the cluster map is re-read (no gossip)
+  int map_fallback_ms = 10000;      // with gossip: re-read anyway this often
   int session_beat_ms = 5000;       // how often the service hears we live (and what is open)
 };
 

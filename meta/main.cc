@@ -46,6 +46,9 @@ int main(int argc, char** argv) {
                  "every block is checked against its placement this often when nothing changed")
       ->capture_default_str()
       ->check(CLI::Range(1000, 86400000));
+  app.add_option("--gossip", opt.gossip,
+                 "gossip PUB endpoint to bind, e.g. tcp://10.0.0.1:7100 (default: the --listen "
+                 "host, any port; block daemons learn it when they register)");
   CLI11_PARSE(app, argc, argv);
 
   // Block the stop signals before any thread starts, then wait for them here.

@@ -112,16 +112,25 @@ Status NodeRegistry::Commit(const std::vector<const wire::NodeInfo*>& changed) {
   RETURN_IF_ERROR(txn.Put(Table::kCounters, schema::kNextNodeId, U64Bytes(next_id_)));
   for (const wire::NodeInfo* n : changed)
     RETURN_IF_ERROR(txn.Put(Table::kNodes, schema::U32Key(n->id), EncodeRecord(*n)));
-  return txn.Commit();
+  RETURN_IF_ERROR(txn.Commit());
+  if (opts_.on_epoch) opts_.on_epoch(epoch_);
+  return Status::OK();
 }
 
 bool NodeRegistry::RefreshLiveness() {
   const int64_t now = Now();
   bool changed = false;
   for (auto& [id, e] : nodes_) {
-    const bool alive = e.heard && now - e.last_ms <= opts_.node_timeout_ms;
-    const int64_t since = e.heard ? e.last_ms : started_ms_;
-    e.info.down_ms = alive ? 0 : static_cast<uint64_t>(std::max<int64_t>(0, now - since));
+    bool alive = e.heard && now - e.last_ms <= opts_.node_timeout_ms;
+    if (opts_.gossip_alive && e.info.state != wire::NodeState::kOut) {
+      if (auto g = opts_.gossip_alive(id)) alive = *g;
+    }
+    if (alive) {
+      e.down_since = -1;
+    } else if (e.down_since < 0) {
+      e.down_since = e.info.alive ? now : started_ms_;
+    }
+    e.info.down_ms = alive ? 0 : static_cast<uint64_t>(std::max<int64_t>(0, now - e.down_since));
     if (alive != e.info.alive) {
       e.info.alive = alive;
       changed = true;

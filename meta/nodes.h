@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <vector>
 
 #include "common/status.h"
@@ -28,6 +29,11 @@ class NodeRegistry {
     // enough for a reboot, short enough not to sit at RF-1 for a day.
     int64_t down_out_ms = 600000;
     std::function<int64_t()> now_ms;  // monotonic clock; steady_clock when empty
+    // A node's liveness as gossip sees it, when gossip knows the node (the
+    // heartbeat timeout decides otherwise). Called under the registry's lock.
+    std::function<std::optional<bool>(uint32_t id)> gossip_alive;
+    // Called (under the registry's lock) with each new map epoch.
+    std::function<void(uint64_t epoch)> on_epoch;
   };
   static Result<std::unique_ptr<NodeRegistry>> Open(lmdb::Env* env, Options opts);
 
@@ -71,6 +77,7 @@ class NodeRegistry {
     wire::NodeInfo info;
     int64_t last_ms = 0;       // last heartbeat
     bool heard = false;        // any heartbeat since this process started
+    int64_t down_since = -1;   // when it was last seen going down (-1: up)
   };
   NodeRegistry(lmdb::Env* env, Options opts) : env_(env), opts_(std::move(opts)) {}
   Status Load();

@@ -6,6 +6,7 @@
 
 #include "common/file_util.h"
 #include "common/log.h"
+#include "gossip/join.h"
 
 namespace ringfs::meta {
 
@@ -38,6 +39,17 @@ Result<std::unique_ptr<Service>> Service::Open(ServiceOptions opts) {
   no.replicas = s->opts_.replicas;
   no.node_timeout_ms = s->opts_.node_timeout_ms;
   no.down_out_ms = s->opts_.down_out_ms;
+  Service* me = s.get();
+  no.gossip_alive = [me](uint32_t id) -> std::optional<bool> {
+    gossip::ZmqGossip* g = me->gossip_live_.load();
+    if (!g) return std::nullopt;
+    auto m = g->Get(id);
+    if (!m) return std::nullopt;
+    return m->usable();
+  };
+  no.on_epoch = [me](uint64_t epoch) {
+    if (gossip::ZmqGossip* g = me->gossip_live_.load()) g->SetMapEpoch(epoch);
+  };
   ASSIGN_OR_RETURN(s->nodes_, NodeRegistry::Open(&s->ns_->env(), no));
   s->commit_ = std::make_unique<GroupCommit>(s->ns_.get(), s->opts_.max_batch);
   BlockReclaimer::Options go;
@@ -62,9 +74,26 @@ Status Service::Start() {
   gc_->Start();
   sweeper_ = std::thread([this] { SweepLoop(); });
   RETURN_IF_ERROR(server_->Start());
+  RETURN_IF_ERROR(StartGossip());
   if (!opts_.addr_file.empty())
     RETURN_IF_ERROR(WriteFileAtomically(opts_.addr_file, endpoint() + "\n"));
   LOG_INFO("ringfs-meta serving %s on %s", opts_.dir.c_str(), endpoint().c_str());
+  return Status::OK();
+}
+
+Status Service::StartGossip() {
+  gossip::Agent::Options go;
+  go.self.id = wire::kMetaGossipId;
+  go.self.role = "meta";
+  go.self.rpc_addr = endpoint();
+  go.self.gossip_addr = opts_.gossip.empty() ? gossip::DefaultEndpoint(endpoint()) : opts_.gossip;
+  go.self.weight = 0;
+  go.self.map_epoch = nodes_->epoch();
+  gossip_ = std::make_unique<gossip::ZmqGossip>(go);
+  RETURN_IF_ERROR(gossip_->Start());
+  gossip_live_ = gossip_.get();
+  gossip_->SetMapEpoch(nodes_->epoch());
+  LOG_INFO("gossip on %s", gossip_->endpoint().c_str());
   return Status::OK();
 }
 
@@ -72,6 +101,11 @@ void Service::Stop() {
   // No new requests, then finish the queued mutations (their replies are
   // dropped with the server, but what was acknowledged stays acknowledged).
   if (server_) server_->Stop();
+  if (gossip_) {
+    gossip_live_ = nullptr;
+    gossip_->Leave();
+    gossip_->Stop();
+  }
   {
     std::lock_guard<std::mutex> lock(sweep_mu_);
     sweep_stop_ = true;
@@ -156,6 +190,11 @@ void Service::Reclaim(uint64_t ino, std::shared_ptr<rpc::Responder> resp) {
 void Service::Handle(rpc::Message&& m, rpc::Responder&& r) {
   const Op op = static_cast<Op>(m.env.op);
   const bool mutation = Namespace::IsMutation(op);
+  if (op == Op::kGossipState) {
+    gossip::ZmqGossip* g = gossip_live_.load();
+    if (!g) return r.Reply(Status::Error(EAGAIN, "gossip not started"));
+    return r.ReplyWith(wire::GossipReply{g->EncodeFullState(), g->endpoint()});
+  }
   const bool cluster_op = op == Op::kRegisterNode || op == Op::kGetMap || op == Op::kNodeAdd ||
                           op == Op::kNodeRemove || op == Op::kClusterStatus;
   if (!mutation && !Namespace::IsRead(op) && !cluster_op && op != Op::kClose &&
@@ -210,6 +249,7 @@ Status Service::HandleDirect(Op op, const wire::MetaRequest& req, wire::MetaRepl
       rep->node_id = reg.id;
       rep->reset_store = reg.reset_store;
       rep->map = nodes_->Map();
+      if (gossip::ZmqGossip* g = gossip_live_.load()) rep->gossip_seed = g->endpoint();
       return Status::OK();
     }
     case Op::kGetMap:

@@ -3,6 +3,7 @@
 // through group commit, node ops through the registry.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -17,6 +18,7 @@
 #include "meta/namespace.h"
 #include "meta/nodes.h"
 #include "meta/open_files.h"
+#include "gossip/zmq_gossip.h"
 
 namespace ringfs::meta {
 
@@ -41,6 +43,9 @@ struct ServiceOptions {
   int64_t down_out_ms = 600000;
   uint64_t move_rate = 64ull << 20;  // data movement bytes/s; see BlockReclaimer::Options
   int idle_pass_ms = 30000;          // full block check period when nothing changed
+  // Gossip PUB endpoint; empty = the --listen host, any port. It is given
+  // to block daemons as their seed when they register.
+  std::string gossip;
 };
 
 class Service {
@@ -66,6 +71,7 @@ class Service {
   bool InGrace();
   void SeeSession(uint64_t session);  // heard from: recorded, no longer awaited
   void SweepLoop();
+  Status StartGossip();
 
   ServiceOptions opts_;
   std::unique_ptr<Namespace> ns_;
@@ -81,6 +87,9 @@ class Service {
   std::mutex sweep_mu_;
   std::condition_variable sweep_cv_;
   bool sweep_stop_ = false;
+  // Membership and liveness spread to and from every daemon and mount.
+  std::unique_ptr<gossip::ZmqGossip> gossip_;
+  std::atomic<gossip::ZmqGossip*> gossip_live_{nullptr};  // set once started
   std::unique_ptr<rpc::Server> server_;  // last: destroyed first
 };
 
