@@ -42,7 +42,15 @@ void Agent::Start() {
 
 void Agent::Tick() {
   const int64_t now = now_();
-  if (last_tick_ >= 0 && now - last_tick_ > opts_.stall_ms) detector_.Stalled(now - last_tick_);
+  if (last_tick_ >= 0 && now - last_tick_ > opts_.stall_ms) {
+    detector_.Stalled(now - last_tick_);
+    // We were not running: others may have suspected us, or declared us
+    // down, while we could not hear it. Outrank whatever they hold now,
+    // rather than wait to hear the claim (which may be lost, and which a
+    // Down member's former watchers no longer send us), and ask for the
+    // full state of what happened meanwhile.
+    if (!opts_.observer) Reassert(self_.incarnation);
+  }
   last_tick_ = now;
   if (subs_dirty_ || now >= next_shuffle_) UpdateSubscriptions(now);
   if (!opts_.observer) {
@@ -164,11 +172,23 @@ void Agent::Refute(const Member& claim) {
   }
   // Someone holds a newer view of us than we do (suspicion, a false Down, a
   // record from a previous run): outrank it with a new incarnation.
-  self_.incarnation = claim.incarnation + 1;
-  if (self_.status != Member::kLeft) self_.status = Member::kAlive;
   LOG_DEBUG("gossip %u: refuting %s at incarnation %llu", self_.id, StatusName(claim.status),
             static_cast<unsigned long long>(claim.incarnation));
+  Reassert(claim.incarnation);
+}
+
+// A new incarnation above `above`, spread as a change and announced to every
+// publisher we subscribe to: the announcement reaches them even when nobody
+// subscribes to us any more (a member they hold Down is not watched).
+void Agent::Reassert(uint64_t above) {
+  if (above + 1 >= kMaxIncarnation) return;
+  self_.incarnation = std::max(self_.incarnation, above + 1);
+  if (self_.status != Member::kLeft) self_.status = Member::kAlive;
   queue_.Push(self_);
+  announce_wants_full_ = true;
+  got_full_ = false;
+  announce_seq_++;
+  transport_->SetAnnounce(Announce());
 }
 
 void Agent::Changed(const Member& m, bool liveness_changed) {

@@ -115,6 +115,7 @@ class Agent {
   void Apply(const Member& in);
   void ApplyEntry(const Entry& e);
   void Refute(const Member& claim);
+  void Reassert(uint64_t above);
   void Changed(const Member& m, bool liveness_changed);
   void RunDetector(int64_t now);
   void UpdateSubscriptions(int64_t now);

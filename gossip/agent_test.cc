@@ -154,6 +154,24 @@ TEST(GossipAgent, SlowButAliveMemberIsNeverDeclaredDown) {
   EXPECT_TRUE(c.All([](Agent& a) { return StatusAt(a, 7) == Member::kAlive; }));  // ...and refuted
 }
 
+// A member stopped long enough to be declared Down (SIGSTOP, a VM paused)
+// comes back by itself once it runs again, though its former watchers no
+// longer subscribe to it and the Down claims sent while it was stopped are
+// lost: it outranks them on waking.
+TEST(GossipAgent, MemberDeclaredDownWhileStoppedComesBack) {
+  SimCluster c(Net(), {});
+  Boot(c, 5);
+  c.Stall(4, true, /*lose=*/true);
+  ASSERT_GE(c.RunUntil(8000, [&] {
+    return c.All([](Agent& a) { return a.self().id == 4 || StatusAt(a, 4) == Member::kDown; });
+  }), 0);
+  c.Stall(4, false);
+  const int64_t t = c.RunUntil(
+      5000, [&] { return c.All([](Agent& a) { return StatusAt(a, 4) == Member::kAlive; }); });
+  EXPECT_GE(t, 0);
+  EXPECT_LT(t, 1000);
+}
+
 TEST(GossipAgent, StalledWatcherDoesNotBlameOthers) {
   SimCluster c(Net(), {});
   Boot(c, 6);
