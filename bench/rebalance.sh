@@ -18,7 +18,7 @@ dir=$(mktemp -d /tmp/ringfs-rebal.XXXXXX)
 cleanup() { "$bin/ringfs" down --dir "$dir" >/dev/null 2>&1 || true; rm -rf "$dir"; }
 trap cleanup EXIT
 meta_args=(--meta-arg=--idle-pass-ms=2000)
-[ -n "$rate" ] && meta_args+=("--meta-arg=--move-rate=$((rate << 20))")
+[ -n "$rate" ] && meta_args+=("--meta-arg=--move-rate=$((rate << 20))")  # 0: unlimited
 "$bin/ringfs" up --dir "$dir" --nodes "$nodes" "${meta_args[@]}" >/dev/null
 mnt=$dir/mnt
 json() { "$bin/ringfs" status --dir "$dir" --json | python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
@@ -42,6 +42,7 @@ echo "writing $data_mb MiB" >&2
 for i in $(seq 0 $((data_mb / 64 - 1))); do head -c $((64 << 20)) /dev/urandom > "$mnt/d$i"; done
 sync
 wait_still
+sleep 10  # the fill's write-back settles, or idle reads as slow
 fg_mb=512
 idle_w=$(seq_write $fg_mb); idle_r=$(seq_read)
 rm -f "$mnt/fg"
@@ -64,6 +65,7 @@ new_id=$("$bin/ringfs" node list --dir "$dir" --json | python3 -c "import json,s
 before=$(json moved_bytes)
 "$bin/ringfs" node remove "$new_id" --dir "$dir" --json > "$dir/rm.json"
 rm_planned=$(python3 -c "import json; print(sum(m['bytes_in'] for m in json.load(open('$dir/rm.json'))['plan']))")
+rm_ideal=$(python3 -c "import json; print(sum(m['bytes_out'] for m in json.load(open('$dir/rm.json'))['plan'] if m['id'] == $new_id))")
 wait_still
 rm_moved=$(( $(json moved_bytes) - before ))
 {
@@ -74,7 +76,8 @@ rm_moved=$(( $(json moved_bytes) - before ))
   echo "add.moved_over_ideal $(python3 -c "print(round($moved / $ideal, 3))")"
   echo "remove.moved_bytes $rm_moved"
   echo "remove.planned_bytes $rm_planned"
-  echo "remove.moved_over_planned $(python3 -c "print(round($rm_moved / max(1, $rm_planned), 3))")"
+  echo "remove.ideal_bytes $rm_ideal   # what the drained node held"
+  echo "remove.moved_over_ideal $(python3 -c "print(round($rm_moved / max(1, $rm_ideal), 3))")"
   echo "fg.seq_write_idle_MBps $idle_w"
   echo "fg.seq_write_during_move_MBps $busy_w"
   echo "fg.seq_read_idle_MBps $idle_r"

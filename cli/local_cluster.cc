@@ -130,7 +130,7 @@ Result<std::string> AddLocalNode(const std::string& dir_arg, const std::string& 
         return map.ok() && Registered(*map, addr);
       }))
     return Failed(dir, "node" + std::to_string(i), "the new block daemon did not register");
-  printf("started node%d at %s (log %s/logs/node%d.log)\n", i, addr.c_str(), dir.c_str(), i);
+  fprintf(stderr, "started node%d at %s (log %s/logs/node%d.log)\n", i, addr.c_str(), dir.c_str(), i);
   return addr;
 }
 

@@ -135,6 +135,10 @@ void Agent::Apply(const Member& in) {
   if (k.m.status == Member::kSuspect && old_status != Member::kSuspect)
     detector_.Suspected(in.id, now);
   const bool was_usable = old_status == Member::kAlive || old_status == Member::kSuspect;
+  // Learnt from others: logged like what our own detector decides, so every
+  // member's log tells when it knew (bench/detect.sh reads them).
+  if (was_usable != k.m.usable())
+    LOG_INFO("gossip %u: %u is %s (heard)", self_.id, k.m.id, StatusName(k.m.status));
   Changed(k.m, was_usable != k.m.usable() || old_hash != k.static_hash);
 }
 

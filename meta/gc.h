@@ -90,9 +90,10 @@ class BlockReclaimer {
   // false when the wait would pass `deadline`.
   bool Throttle(uint64_t bytes, std::chrono::steady_clock::time_point deadline);
   void NoteCopied(uint64_t bytes);
-  // Brings one block to its placement; true when it changed anything.
-  bool MoveBlock(const Namespace::BlockItem& item, const wire::ClusterMap& map,
-                 const ring::Ring& ring, std::chrono::steady_clock::time_point deadline);
+  // Brings one block to its placement.
+  enum class MoveResult { kDone, kChanged, kOutOfTime };
+  MoveResult MoveBlock(const Namespace::BlockItem& item, const wire::ClusterMap& map,
+                       const ring::Ring& ring, std::chrono::steady_clock::time_point deadline);
   Status DropCopy(const wire::NodeInfo& node, uint64_t ino, uint64_t index,
                   const wire::BlockVersion& version, bool* dropped);
   Pass pass_;

@@ -60,24 +60,26 @@ wire::Health BlockReclaimer::health() const {
   return health_;
 }
 
+// A token bucket that may go into debt: a copy starts when the balance is
+// positive and is paid for in full, so one copy bigger than a slice's worth
+// still gets through and the average stays at the rate.
 bool BlockReclaimer::Throttle(uint64_t bytes, SteadyClock::time_point deadline) {
   if (opts_.move_rate == 0) return true;
   const double rate = static_cast<double>(opts_.move_rate);
-  const double burst = std::max(rate, static_cast<double>(wire::kBlockSize));
   auto now = SteadyClock::now();
-  if (refill_ == SteadyClock::time_point{}) tokens_ = burst;
-  else tokens_ = std::min(burst, tokens_ + rate * std::chrono::duration<double>(now - refill_).count());
+  if (refill_ == SteadyClock::time_point{}) tokens_ = rate / 4;
+  else tokens_ = std::min(rate, tokens_ + rate * std::chrono::duration<double>(now - refill_).count());
   refill_ = now;
-  const double need = static_cast<double>(std::max<uint64_t>(bytes, 64 << 10));
-  if (tokens_ < need) {
-    const auto wait = std::chrono::duration<double>((need - tokens_) / rate);
+  if (tokens_ <= 0) {
+    const auto wait = std::chrono::duration<double>((1 - tokens_) / rate);
     if (now + std::chrono::duration_cast<SteadyClock::duration>(wait) > deadline) return false;
     std::unique_lock<std::mutex> lock(mu_);
     if (cv_.wait_for(lock, wait, [&] { return stop_; })) return false;
-    tokens_ = need;
-    refill_ = SteadyClock::now();
+    now = SteadyClock::now();
+    tokens_ += rate * std::chrono::duration<double>(now - refill_).count();
+    refill_ = now;
   }
-  tokens_ -= need;
+  tokens_ -= static_cast<double>(std::max<uint64_t>(bytes, 64 << 10));
   return true;
 }
 
@@ -102,8 +104,10 @@ Status BlockReclaimer::DropCopy(const wire::NodeInfo& node, uint64_t ino, uint64
   return Status::OK();
 }
 
-bool BlockReclaimer::MoveBlock(const Namespace::BlockItem& item, const wire::ClusterMap& map,
-                               const ring::Ring& ring, SteadyClock::time_point deadline) {
+BlockReclaimer::MoveResult BlockReclaimer::MoveBlock(const Namespace::BlockItem& item,
+                                                     const wire::ClusterMap& map,
+                                                     const ring::Ring& ring,
+                                                     SteadyClock::time_point deadline) {
   const auto nodes = Index(map);
   auto alive = [&](uint32_t id) {
     auto it = nodes.find(id);
@@ -119,18 +123,22 @@ bool BlockReclaimer::MoveBlock(const Namespace::BlockItem& item, const wire::Clu
     if (ns_->DropHolders(item.ino, item.index, version, gone).ok()) changed = true;
   }
   const auto placed = ring.Replicas(ring::Ring::BlockKey(item.ino, item.index), map.replicas);
+  std::vector<const wire::NodeInfo*> sources;
+  for (uint32_t id : held)
+    if (alive(id)) sources.push_back(nodes.at(id));
+  // The copies to make, paid for up front: out of time, the block is left
+  // whole for the next slice (and not counted yet).
+  size_t copies = 0;
+  for (uint32_t id : placed) copies += !Contains(held, id) && alive(id) && !sources.empty();
+  if (copies && !Throttle(copies * item.bytes, deadline)) return MoveResult::kOutOfTime;
   pass_.blocks++;
   if (held.size() < placed.size()) pass_.under++;
   bool off = false;
   for (uint32_t id : held) off = off || !Contains(placed, id);
   if (off) pass_.misplaced++;
 
-  std::vector<const wire::NodeInfo*> sources;
-  for (uint32_t id : held)
-    if (alive(id)) sources.push_back(nodes.at(id));
   for (uint32_t id : placed) {
     if (Contains(held, id) || !alive(id) || sources.empty()) continue;
-    if (!Throttle(item.bytes, deadline)) break;
     Status st = RepairBlock(item.ino, item.index, version, *nodes.at(id), sources);
     if (st.ok()) st = ns_->AddHolder(item.ino, item.index, version, id);
     if (!st.ok()) {
@@ -159,7 +167,7 @@ bool BlockReclaimer::MoveBlock(const Namespace::BlockItem& item, const wire::Clu
     }
     pass_.referenced.insert(id);
   }
-  return changed;
+  return changed ? MoveResult::kChanged : MoveResult::kDone;
 }
 
 size_t BlockReclaimer::MoveOnce() {
@@ -198,7 +206,9 @@ size_t BlockReclaimer::MoveOnce() {
     size_t done = 0;
     for (const auto& item : *items) {
       if (SteadyClock::now() >= deadline) break;
-      changed += MoveBlock(item, map, ring, deadline);
+      const MoveResult r = MoveBlock(item, map, ring, deadline);
+      if (r == MoveResult::kOutOfTime) break;
+      changed += r == MoveResult::kChanged;
       pass_.from = {item.ino, item.index + 1};
       done++;
     }
