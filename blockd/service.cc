@@ -305,11 +305,13 @@ void BlockService::ResolveMeta() {
 
 void BlockService::EnsureGossip(uint32_t id, const std::string& seed, uint64_t epoch) {
   std::lock_guard<std::mutex> lock(gossip_mu_);
-  if (gossip_ && gossip_id_ == id) {
+  if (gossip_ && gossip_id_ == id && (seed.empty() || seed == gossip_seed_)) {
     gossip_->SetMapEpoch(epoch);
     return;
   }
-  if (gossip_) gossip_->Stop();  // an id written off: the new one starts over
+  // A new id (the old one written off), or the metadata service moved to
+  // another gossip endpoint (restarted on a wildcard port): start over.
+  if (gossip_) gossip_->Stop();
   gossip::Agent::Options go;
   go.self.id = id;
   go.self.role = "blockd";
@@ -328,6 +330,7 @@ void BlockService::EnsureGossip(uint32_t id, const std::string& seed, uint64_t e
   LOG_INFO("gossip on %s as member %u", g->endpoint().c_str(), id);
   gossip_ = std::move(g);
   gossip_id_ = id;
+  gossip_seed_ = seed;
 }
 
 void BlockService::HeartbeatLoop() {

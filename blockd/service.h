@@ -81,6 +81,7 @@ class BlockService {
   std::mutex gossip_mu_;
   std::unique_ptr<gossip::ZmqGossip> gossip_;
   uint32_t gossip_id_ = 0;
+  std::string gossip_seed_;
   std::atomic<uint32_t> node_id_{0};
   uint64_t store_id_ = 0;
   std::mutex mu_;

@@ -91,8 +91,11 @@ Status StartNode(const std::string& dir, const std::string& bin, Conf& c, int i,
   fs::create_directories(dir + "/" + n, ec);
   if (ec) return Status::Error(ec.value(), "create " + dir + "/" + n + ": " + ec.message());
   bool started = false;
+  RETURN_IF_ERROR(EnsurePort(c, n + "_gossip_port"));
+  RETURN_IF_ERROR(SaveConf(dir, c));
   std::vector<std::string> argv = {bin + "/ringfs-blockd", "--dir", dir + "/" + n, "--listen",
-                                   NodeAddr(c, i), "--meta", meta, "--zone", zone};
+                                   NodeAddr(c, i), "--meta", meta, "--zone", zone,
+                                   "--gossip", "tcp://127.0.0.1:" + c[n + "_gossip_port"]};
   for (const auto& a : Split(c["blockd_args"])) argv.push_back(a);
   return StartDaemon(dir, n, argv, &started);
 }
@@ -166,6 +169,8 @@ Status Up(const UpOptions& o) {
   }
   const int nodes = std::stoi(c["nodes"]);
   RETURN_IF_ERROR(EnsurePort(c, "meta_port"));
+  // Gossip ports are fixed too: a restarted daemon is found where it was.
+  RETURN_IF_ERROR(EnsurePort(c, "meta_gossip_port"));
   for (int i = 0; i < nodes; i++) RETURN_IF_ERROR(EnsurePort(c, "node" + std::to_string(i) + "_port"));
   RETURN_IF_ERROR(SaveConf(dir, c));
   const std::string meta = "tcp://127.0.0.1:" + c["meta_port"];
@@ -173,7 +178,8 @@ Status Up(const UpOptions& o) {
   fs::create_directories(dir + "/meta", ec);
   for (int i = 0; i < nodes; i++) fs::create_directories(dir + "/node" + std::to_string(i), ec);
   bool started = false;
-  std::vector<std::string> meta_argv = {bin + "/ringfs-meta", "--dir", dir + "/meta", "--listen", meta};
+  std::vector<std::string> meta_argv = {bin + "/ringfs-meta", "--dir", dir + "/meta", "--listen", meta,
+                                        "--gossip", "tcp://127.0.0.1:" + c["meta_gossip_port"]};
   for (const auto& a : Split(c["meta_args"])) meta_argv.push_back(a);
   RETURN_IF_ERROR(StartDaemon(dir, "meta", meta_argv, &started));
   meta::Client client(meta, 2000, 0);

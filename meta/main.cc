@@ -38,7 +38,7 @@ int main(int argc, char** argv) {
                  "(default 10 minutes, like Ceph: a reboot moves no data)")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1000}, int64_t{1} << 40));
-  app.add_option("--move-rate", opt.move_rate,
+  app.add_option("--move-rate,--rate", opt.move_rate,
                  "bytes/s of data movement and re-replication, 0 = unlimited (default 64 MiB/s: "
                  "foreground I/O keeps at least half its speed)")
       ->capture_default_str();
