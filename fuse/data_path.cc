@@ -342,9 +342,15 @@ Result<blockd::BlockData> DataPath::ReadBlock(const std::shared_ptr<Inode>& inod
     wire::BlockVersion next = now->version;
     if (next == want) {
       // Still current: the block may be moving, its holders off the
-      // placement this client computes.
-      auto moved = blocks_.Read(inode->ino, index, offset, len, want, &seen, &now->holders);
-      if (moved.ok() || moved.status().code() != ESTALE) return moved;
+      // placement this client computes (the placed ones were just asked).
+      std::vector<uint32_t> elsewhere;
+      const auto placed = blocks_.Replicas(inode->ino, index);
+      for (uint32_t id : now->holders)
+        if (std::find(placed.begin(), placed.end(), id) == placed.end()) elsewhere.push_back(id);
+      if (!elsewhere.empty()) {
+        auto moved = blocks_.Read(inode->ino, index, offset, len, want, &seen, &elsewhere);
+        if (moved.ok()) return moved;
+      }
       auto ahead = blockver::QuorumNewer(seen, want, blocks_.Quorum());
       if (!ahead) return Status::Error(EIO, r.status().message());
       next = *ahead;
