@@ -111,11 +111,17 @@ Status Client::Write(uint64_t ino, uint64_t index, uint32_t offset,
   auto replicas = p->ring.Replicas(ring::Ring::BlockKey(ino, index), p->map.replicas);
   if (replicas.empty()) return Status::Error(ENOSPC, "no block nodes in the cluster map");
   const size_t need = std::min(blockver::Quorum(p->map.replicas), replicas.size());
-  // Route around nodes known to be down, unless too few would remain.
-  std::vector<uint32_t> targets, skipped;
-  for (uint32_t id : replicas) (Usable(*p, id) ? targets : skipped).push_back(id);
+  // Route around nodes known to be down (gossip, else the map) and those
+  // that just failed a call. Too few left: the merely suspected are asked
+  // after all; the down ones only if nothing else answers (stand-ins
+  // below take their place), since each would cost a full timeout.
+  std::vector<uint32_t> targets, skipped, down;
+  for (uint32_t id : replicas) {
+    if (Usable(*p, id)) targets.push_back(id);
+    else (Up(*p, id) ? skipped : down).push_back(id);
+  }
   if (targets.size() < need) {
-    targets = replicas;
+    targets.insert(targets.end(), skipped.begin(), skipped.end());
     skipped.clear();
   }
 
@@ -200,6 +206,12 @@ Status Client::Write(uint64_t ino, uint64_t index, uint32_t offset,
                (unsigned long)ino, (unsigned long)index, id);
       out->acked.push_back(id);
     }
+  }
+  // Nothing reachable at all: the map's view of who is down may be wrong
+  // (a metadata service just restarted knows no one alive yet).
+  if (out->acked.empty() && out->refused.empty() && !down.empty()) {
+    round(down);
+    down.clear();
   }
   for (uint32_t id : replicas)  // the ones never asked
     if (!in(out->acked, id) && !in(out->failed, id) &&

@@ -250,10 +250,12 @@ Status BlockService::RegisterOnce() {
   req.node = Info();
   wire::MetaReply rep;
   RETURN_IF_ERROR(Meta()->Invoke(wire::Op::kRegisterNode, req, &rep, opts_.meta_timeout_ms));
-  EnsureGossip(rep.node_id, rep.gossip_seed, rep.map.epoch);
   if (rep.node_id == 0) return Status::Error(EPROTO, "metadata service gave node id 0");
   const uint32_t mine = node_id_;
-  if (mine == rep.node_id && !rep.reset_store) return Status::OK();
+  if (mine == rep.node_id && !rep.reset_store) {
+    EnsureGossip(rep.node_id, rep.gossip_seed, rep.map.epoch);
+    return Status::OK();
+  }
   if (!rep.reset_store && mine != 0) {
     return Status::Error(EEXIST, "metadata service calls this node " + std::to_string(rep.node_id) +
                                      " but node_id says " + std::to_string(mine));
@@ -268,6 +270,9 @@ Status BlockService::RegisterOnce() {
     LOG_WARN("the cluster wrote this store off: discarding its blocks, now node %u", rep.node_id);
     RETURN_IF_ERROR(store_->Reset());
   }
+  // Known to gossip (and so alive to the cluster) under the new id only
+  // once the reset is done: nothing is placed on it before.
+  EnsureGossip(rep.node_id, rep.gossip_seed, rep.map.epoch);
   LOG_INFO("registered with %s as node %u", opts_.meta.c_str(), rep.node_id);
   return Status::OK();
 }

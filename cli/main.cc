@@ -2,15 +2,28 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
+#include <cstring>
+
+#include "cli/format.h"
 #include "cli/inspect.h"
 #include "cli/local_cluster.h"
 #include "cli/nodes.h"
 
 namespace {
 
+bool g_json = false;  // --json: errors too are a JSON object (on stdout)
+
 int Report(const ringfs::Status& st) {
   if (st.ok()) return 0;
-  fprintf(stderr, "ringfs: %s\n", st.ToString().c_str());
+  if (!g_json) fprintf(stderr, "ringfs: %s\n", st.ToString().c_str());
+  if (g_json) {
+    printf("%s\n", ringfs::cli::JsonObject()
+                       .Field("error", st.message())
+                       .Field("errno", static_cast<uint32_t>(st.code()))
+                       .Field("reason", std::string(strerror(st.code())))
+                       .str()
+                       .c_str());
+  }
   return 1;
 }
 
@@ -68,7 +81,7 @@ int main(int argc, char** argv) {
   auto* remove_cmd = node_cmd->add_subcommand(
       "remove", "drain a node: its blocks are copied to their new owners first, then it leaves");
   remove_cmd->add_option("id", nc.id, "node id (see ringfs node list)")->required();
-  remove_cmd->add_flag("--force", nc.force, "the node is dead: remove it now, re-replicate from the other copies");
+  remove_cmd->add_flag("--force", nc.force, "write the node's copies off now (it is dead, or its disk is bad) and re-replicate from the other copies");
   remove_cmd->add_flag("--dry-run", nc.dry_run, "print what would move; change nothing");
   cluster_flags(remove_cmd);
   auto* list_cmd = node_cmd->add_subcommand("list", "nodes: id, address, zone, weight, state, liveness, space, share");
@@ -86,6 +99,7 @@ int main(int argc, char** argv) {
   locate_cmd->add_flag("--check", check, "exit non-zero unless every block has its full count of current copies on distinct nodes");
 
   CLI11_PARSE(app, argc, argv);
+  g_json = nc.json;
 
   if (*up_cmd) return Report(ringfs::cli::Up(up));
   if (*down_cmd) return Report(ringfs::cli::Down(dir.empty() ? default_dir : dir));
@@ -111,8 +125,14 @@ int main(int argc, char** argv) {
   }
   if (*status_cmd) return Report(ringfs::cli::ClusterStatus(nc));
   if (*add_cmd) {
+    if (add_cmd->count("addr") && nc.addr.empty())
+      return Report(ringfs::Status::Error(EINVAL, "node add: empty address"));
     if (nc.addr.empty()) {
       if (dir.empty()) return Report(ringfs::Status::Error(EINVAL, "node add needs an address (or --dir of a local cluster)"));
+      if (nc.dry_run)
+        return Report(ringfs::Status::Error(
+            EINVAL, "node add --dir --dry-run would have to start a block daemon to plan for it: start one "
+                    "(it stays joining) and give its address"));
       auto addr = ringfs::cli::AddLocalNode(dir, nc.zone, 30);
       if (!addr.ok()) return Report(addr.status());
       nc.addr = *addr;

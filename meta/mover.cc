@@ -256,6 +256,8 @@ Result<std::vector<wire::NodeMove>> BlockReclaimer::Plan(const wire::ClusterMap&
   std::map<uint32_t, wire::NodeMove> moves;
   for (const auto& n : after.nodes)
     if (n.state != wire::NodeState::kOut) moves[n.id].id = n.id;
+  for (const auto& n : before.nodes)
+    if (n.state != wire::NodeState::kOut) moves[n.id].id = n.id;
   // Shares of the ring, from a fixed sample of keys (the data may be small).
   constexpr uint64_t kSample = 1 << 16;
   uint64_t copies_before = 0, copies_after = 0;
@@ -287,6 +289,7 @@ Result<std::vector<wire::NodeMove>> BlockReclaimer::Plan(const wire::ClusterMap&
   }
   std::vector<wire::NodeMove> out;
   for (auto& [id, m] : moves) {
+    m.id = id;
     if (copies_before) m.share_before /= static_cast<double>(copies_before);
     if (copies_after) m.share_after /= static_cast<double>(copies_after);
     out.push_back(m);

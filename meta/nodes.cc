@@ -164,6 +164,7 @@ Result<NodeRegistry::Entry*> NodeRegistry::Replace(Entry& old, const wire::NodeI
   e.info.token = old.info.token ? old.info.token : old.info.id;
   e.info.auto_out = false;
   e.info.alive = false;
+  e.down_since = Now();  // its down-out interval starts now, not at our start
   old.info.state = wire::NodeState::kOut;
   old.info.auto_out = false;
   changed->push_back(&old.info);
@@ -187,6 +188,21 @@ Result<NodeRegistry::Registration> NodeRegistry::Register(const wire::NodeInfo& 
   }
   Registration reg;
   std::vector<const wire::NodeInfo*> changed;
+  // This store already given a new id (a reply lost, or a request queued in
+  // a partition arriving after its retry): the same answer again, so one
+  // store never becomes two nodes. Told to reset until it has beaten under
+  // the new id, since until then nothing is placed on it.
+  if (info.store_id != 0 && (e == nullptr || e->info.state == wire::NodeState::kOut ||
+                             e->info.store_id != info.store_id)) {
+    for (auto& [known, k] : nodes_) {
+      if (k.info.store_id == info.store_id && k.info.state != wire::NodeState::kOut &&
+          known != info.id) {
+        reg.id = known;
+        reg.reset_store = !k.heard;
+        return reg;
+      }
+    }
+  }
   if (e == nullptr) {
     // New, or one this store forgot (a lost metadata store): it may keep its id.
     uint32_t id = info.id;
@@ -245,8 +261,12 @@ Result<NodeRegistry::Registration> NodeRegistry::Register(const wire::NodeInfo& 
   e->info.capacity = info.capacity;
   e->info.used = info.used;
   e->info.blocks = info.blocks;
-  e->last_ms = Now();
-  e->heard = true;
+  // A store told to reset is heard (alive, placed on) only from its first
+  // heartbeat under the new id, after the reset.
+  if (!reg.reset_store) {
+    e->last_ms = Now();
+    e->heard = true;
+  }
   const bool live_changed = RefreshLiveness();
   if (!changed.empty() || live_changed) RETURN_IF_ERROR(Commit(changed));
   reg.id = e->info.id;

@@ -179,6 +179,41 @@ TEST_F(NodesTest, DownOutAfterTheIntervalAndBackInItsPlace) {
   EXPECT_EQ(Find(reg_->Map(), back.id)->token, ids[2]);
 }
 
+// A request queued while a node was cut off arrives after its retry (or a
+// reply is lost): the same store must get the same new id, not become two
+// nodes, one of them a ghost in the ring.
+TEST_F(NodesTest, AStoreWrittenOffIsReplacedOnceHoweverOftenItAsks) {
+  std::vector<uint32_t> ids;
+  for (int p = 1; p <= 5; p++) {
+    ids.push_back(Beat(7000 + p, 100 + p).id);
+    ASSERT_TRUE(reg_->Admit(ids.back(), "", "", UINT32_MAX, false).ok());
+  }
+  for (int s = 0; s < 70; s++) {
+    now_ += 1000;
+    for (int p = 1; p <= 5; p++)
+      if (p != 2) Beat(7000 + p, 100 + p, ids[p - 1]);
+    reg_->ApplyDownOut();
+  }
+  ASSERT_EQ(StateOf(ids[1]), NodeState::kOut);
+  auto first = Beat(7002, 102, ids[1]);
+  auto second = Beat(7002, 102, ids[1]);  // the queued one
+  EXPECT_TRUE(first.reset_store);
+  EXPECT_EQ(second.id, first.id);
+  EXPECT_TRUE(second.reset_store);  // not yet heard under the new id: reset is still safe
+  EXPECT_FALSE(Find(reg_->Map(), first.id)->alive);  // and nothing is placed on it yet
+  auto confirmed = Beat(7002, 102, first.id);
+  EXPECT_EQ(confirmed.id, first.id);
+  EXPECT_FALSE(confirmed.reset_store);
+  EXPECT_TRUE(Find(reg_->Map(), first.id)->alive);
+  auto late = Beat(7002, 102, ids[1]);  // one more from the past
+  EXPECT_EQ(late.id, first.id);
+  EXPECT_FALSE(late.reset_store);  // it holds placed copies now: never again
+  EXPECT_EQ(StateOf(first.id), NodeState::kIn);
+  size_t in = 0;
+  for (const auto& n : reg_->Map().nodes) in += n.state == NodeState::kIn;
+  EXPECT_EQ(in, 5u);
+}
+
 TEST_F(NodesTest, DownOutNeverLeavesFewerNodesInThanCopies) {
   std::vector<uint32_t> ids;
   for (int p = 1; p <= 3; p++) {
