@@ -98,6 +98,13 @@ void Agent::Receive(std::string_view bytes) {
     return;
   }
   messages_received_++;
+  // Nothing heard for longer than a suspicion takes: we were cut off (or
+  // everyone we listen to was), and may have been declared down meanwhile
+  // by members we cannot hear from yet. Outrank it now.
+  const int64_t now = now_();
+  if (!opts_.observer && last_rx_ >= 0 && now - last_rx_ > opts_.suspect_after_ms)
+    Reassert(self_.incarnation);
+  last_rx_ = now;
   // Records first: a joiner's record rides in the same message as its first
   // heartbeat entry.
   for (const Member& m : msg->members) Apply(m);

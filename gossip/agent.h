@@ -148,6 +148,7 @@ class Agent {
   uint32_t digest_cursor_ = 0;
 
   int64_t last_tick_ = -1;
+  int64_t last_rx_ = -1;  // last message received
   int64_t next_heartbeat_ = 0, next_detector_ = 0, next_digest_ = 0, next_anti_entropy_ = 0,
           next_shuffle_ = 0;
   int64_t last_full_push_ = -1'000'000'000, last_pull_ = -1'000'000'000;

@@ -20,6 +20,8 @@ constexpr int kLeaveLingerMs = 200;  // lets a final Left reach the wire on Stop
 // publisher it connects to; this one carries the subscriber's record. The
 // empty subscription beside it already matches every message.
 constexpr std::string_view kAnnounceMagic = "\x7fRGA";
+constexpr int kHeartbeatIvlMs = 1000;      // ZMTP ping on an idle connection
+constexpr int kHeartbeatTimeoutMs = 3000;  // no traffic this long: the connection is dead
 
 int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -96,11 +98,21 @@ Status ZmqGossip::Start() {
     sockets_->sub.set(zmq::sockopt::rcvhwm, kSubHwm);
     sockets_->sub.set(zmq::sockopt::reconnect_ivl, 100);
     sockets_->sub.set(zmq::sockopt::reconnect_ivl_max, 1000);
+    // ZMTP heartbeats: a connection across a partition is dropped within
+    // seconds and redialled, instead of waiting out TCP's retransmission
+    // backoff (up to two minutes) after the network heals; the redial
+    // re-sends our subscriptions, and with them our announcement.
+    sockets_->sub.set(zmq::sockopt::heartbeat_ivl, kHeartbeatIvlMs);
+    sockets_->sub.set(zmq::sockopt::heartbeat_timeout, kHeartbeatTimeoutMs);
+    sockets_->sub.set(zmq::sockopt::heartbeat_ttl, kHeartbeatTimeoutMs);
     sockets_->sub.set(zmq::sockopt::subscribe, "");
     if (!opts_.observer) {
       sockets_->pub = zmq::socket_t(ctx, zmq::socket_type::xpub);
       sockets_->pub.set(zmq::sockopt::linger, kLeaveLingerMs);
       sockets_->pub.set(zmq::sockopt::sndhwm, kPubHwm);
+      sockets_->pub.set(zmq::sockopt::heartbeat_ivl, kHeartbeatIvlMs);
+      sockets_->pub.set(zmq::sockopt::heartbeat_timeout, kHeartbeatTimeoutMs);
+      sockets_->pub.set(zmq::sockopt::heartbeat_ttl, kHeartbeatTimeoutMs);
       sockets_->pub.set(zmq::sockopt::xpub_verbose,
                         1);  // every (re)announcement, not just the first
       sockets_->pub.set(zmq::sockopt::maxmsgsize,

@@ -121,8 +121,11 @@ bool NodeRegistry::RefreshLiveness() {
   const int64_t now = Now();
   bool changed = false;
   for (auto& [id, e] : nodes_) {
+    // Alive if either says so: heartbeats reach us directly, gossip through
+    // the others; a node is down once both have lost it (a false down
+    // costs a re-replication, a false up only a client's timeout).
     bool alive = e.heard && now - e.last_ms <= opts_.node_timeout_ms;
-    if (opts_.gossip_alive && e.info.state != wire::NodeState::kOut) {
+    if (!alive && opts_.gossip_alive && e.info.state != wire::NodeState::kOut && e.heard) {
       if (auto g = opts_.gossip_alive(id)) alive = *g;
     }
     if (alive) {

@@ -29,8 +29,8 @@ class NodeRegistry {
     // enough for a reboot, short enough not to sit at RF-1 for a day.
     int64_t down_out_ms = 600000;
     std::function<int64_t()> now_ms;  // monotonic clock; steady_clock when empty
-    // A node's liveness as gossip sees it, when gossip knows the node (the
-    // heartbeat timeout decides otherwise). Called under the registry's lock.
+    // A node's liveness as gossip sees it, when gossip knows the node: alive
+    // if this or its heartbeats say so. Called under the registry's lock.
     std::function<std::optional<bool>(uint32_t id)> gossip_alive;
     // Called (under the registry's lock) with each new map epoch.
     std::function<void(uint64_t epoch)> on_epoch;
