@@ -609,7 +609,7 @@ Status BlockStore::RemoveBlock(uint64_t ino, uint64_t index) {
 }
 
 Status BlockStore::Truncate(uint64_t ino, uint64_t size, const WriteVersions* cut_versions,
-                            TruncateResult* out) {
+                            TruncateResult* out, uint64_t fence_epoch) {
   std::unique_lock lock(InodeMu(ino));
   ASSIGN_OR_RETURN(std::vector<uint64_t> indices, ListLocked(ino));
   const uint64_t keep = size / wire::kBlockSize + (size % wire::kBlockSize ? 1 : 0);
@@ -618,6 +618,15 @@ Status BlockStore::Truncate(uint64_t ino, uint64_t size, const WriteVersions* cu
     if (index < keep) {
       kept++;
       continue;
+    }
+    if (fence_epoch != 0) {
+      Fd fd(open(BlockPath(ino, index).c_str(), O_RDONLY | O_CLOEXEC));
+      Header h;
+      if (fd.ok() && LoadHeader(io_, fd.get(), ino, index, &h) == HeaderState::kValid &&
+          h.version.epoch >= fence_epoch) {
+        kept++;  // written after this truncation
+        continue;
+      }
     }
     RETURN_IF_ERROR(RemoveBlock(ino, index));
   }

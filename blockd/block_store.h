@@ -126,8 +126,11 @@ class BlockStore {
   // Drops the inode's bytes from file offset `size` on: blocks past it go,
   // and the block it cuts moves from cut->base to cut->next (left alone
   // when not at cut->base). `out` tells what the cut block holds.
+  // `fence_epoch` (the truncation's new block epoch; 0: none) keeps blocks
+  // past the cut written at that epoch or later: written after this
+  // truncation, which reached us late (a request delayed in the network).
   Status Truncate(uint64_t ino, uint64_t size, const WriteVersions* cut = nullptr,
-                  TruncateResult* out = nullptr);
+                  TruncateResult* out = nullptr, uint64_t fence_epoch = 0);
   // Removes every block of the inode.
   Status Delete(uint64_t ino);
   // Removes block (ino, index) if it is at `version` (a copy moved to its

@@ -387,6 +387,19 @@ class BlockVersionStoreTest : public BlockStoreTest {
   }
 };
 
+// A truncation delivered late (after writes that followed it): blocks past
+// the cut written at its epoch or later are kept; older ones go.
+TEST_F(BlockVersionStoreTest, LateTruncateKeepsBlocksWrittenAfterIt) {
+  ASSERT_TRUE(WriteV(40, 0, 0, "old", {}, V(2, 1, 7)).ok());
+  ASSERT_TRUE(WriteV(40, 1, 0, "new", {}, V(3, 1, 7)).ok());
+  ASSERT_TRUE(store_->Truncate(40, 0, nullptr, nullptr, /*fence_epoch=*/3).ok());
+  auto l = store_->List(40);
+  ASSERT_TRUE(l.ok());
+  EXPECT_EQ(*l, (std::vector<uint64_t>{1}));
+  ASSERT_TRUE(store_->Truncate(40, 0, nullptr, nullptr, /*fence_epoch=*/4).ok());
+  EXPECT_TRUE(store_->List(40)->empty());
+}
+
 TEST_F(BlockVersionStoreTest, WriteAppliesOnlyOnItsExactBase) {
   const std::string d = Pattern(3 * kChunk + 5, 40);
   wire::BlockVersion held;

@@ -91,7 +91,7 @@ void BlockService::Handle(rpc::Message&& m, rpc::Responder&& r) {
       const WriteVersions cut{req.base, req.version};
       const bool versioned = !req.version.absent();
       TruncateResult res;
-      st = store_->Truncate(req.ino, req.size, versioned ? &cut : nullptr, &res);
+      st = store_->Truncate(req.ino, req.size, versioned ? &cut : nullptr, &res, req.version.epoch);
       rep.version = res.version;
       rep.refused = versioned && res.cut_exists && !res.cut_applied;
       break;

@@ -262,8 +262,11 @@ Status DataPath::Cut(const std::shared_ptr<Inode>& inode, uint64_t size, Truncat
     t->epoch = now->epoch + 1;
     const wire::BlockVersion base = now->version;
     t->has_cut = t->cut_at % kBs != 0 && !base.absent();
+    // Without a cut block, "absent at the new epoch": the epoch still fences
+    // the drop of the blocks past the cut (a late delivery of this request
+    // must not drop blocks written after it, which carry that epoch).
     const wire::BlockVersion next = t->has_cut ? blockver::Next(base, t->epoch, session_)
-                                               : wire::BlockVersion{};
+                                               : wire::BlockVersion{t->epoch, 0, 0};
     blockd::Client::TruncateResult res;
     RETURN_IF_ERROR(blocks_.Truncate(inode->ino, t->cut_at, base, next, &res));
     if (!t->has_cut) return Status::OK();
