@@ -92,8 +92,10 @@ class BlockReclaimer {
   void NoteCopied(uint64_t bytes);
   // Brings one block to its placement.
   enum class MoveResult { kDone, kChanged, kOutOfTime };
+  using NodeIndex = std::map<uint32_t, const wire::NodeInfo*>;
   MoveResult MoveBlock(const Namespace::BlockItem& item, const wire::ClusterMap& map,
-                       const ring::Ring& ring, std::chrono::steady_clock::time_point deadline);
+                       const NodeIndex& nodes, const ring::Ring& ring,
+                       std::chrono::steady_clock::time_point deadline);
   Status DropCopy(const wire::NodeInfo& node, uint64_t ino, uint64_t index,
                   const wire::BlockVersion& version, bool* dropped);
   Pass pass_;

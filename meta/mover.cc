@@ -106,9 +106,9 @@ Status BlockReclaimer::DropCopy(const wire::NodeInfo& node, uint64_t ino, uint64
 
 BlockReclaimer::MoveResult BlockReclaimer::MoveBlock(const Namespace::BlockItem& item,
                                                      const wire::ClusterMap& map,
+                                                     const NodeIndex& nodes,
                                                      const ring::Ring& ring,
                                                      SteadyClock::time_point deadline) {
-  const auto nodes = Index(map);
   auto alive = [&](uint32_t id) {
     auto it = nodes.find(id);
     return it != nodes.end() && it->second->alive;
@@ -195,6 +195,7 @@ size_t BlockReclaimer::MoveOnce() {
     health_.moving = total > 0;
   }
   const ring::Ring ring = ring::Ring::FromMap(map);
+  const NodeIndex nodes = Index(map);  // once per slice, not per block
   const auto deadline = now + std::chrono::milliseconds(opts_.slice_ms);
   size_t changed = 0;
   while (SteadyClock::now() < deadline) {
@@ -206,7 +207,7 @@ size_t BlockReclaimer::MoveOnce() {
     size_t done = 0;
     for (const auto& item : *items) {
       if (SteadyClock::now() >= deadline) break;
-      const MoveResult r = MoveBlock(item, map, ring, deadline);
+      const MoveResult r = MoveBlock(item, map, nodes, ring, deadline);
       if (r == MoveResult::kOutOfTime) break;
       changed += r == MoveResult::kChanged;
       pass_.from = {item.ino, item.index + 1};
