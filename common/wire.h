@@ -9,7 +9,7 @@
 
 namespace ringfs::wire {
 
-constexpr uint16_t kProtocolVersion = 4;
+constexpr uint16_t kProtocolVersion = 5;
 // Largest header frame accepted; bodies are small, data travels separately.
 constexpr size_t kMaxHeaderBytes = 1 << 20;
 // Block size: the unit of placement and replication (see docs/ARCHITECTURE.md).
@@ -50,6 +50,7 @@ enum class Op : uint16_t {
   kNodeRemove,    // drain node `node.id` out of the map; `flags` kDryRun, kForce
   kClusterStatus, // health and data movement (MetaReply.health)
   kGossipState,   // any daemon: its gossip view in full (GossipReply), to join by
+  kSyncMeta,      // fsync/fsyncdir: answered once every change acknowledged so far is on disk
   // Block daemon.
   kBlockWrite = 60,
   kBlockRead,
@@ -233,6 +234,24 @@ struct Health {
   }
 };
 
+// The metadata journal (kSyncMeta, kClusterStatus): sequence numbers of
+// its records, and how far each has gone.
+struct JournalState {
+  uint64_t written_seq = 0;     // acknowledged (in the journal, in the page cache)
+  uint64_t durable_seq = 0;     // on disk
+  uint64_t checkpoint_seq = 0;  // in the LMDB file
+  uint64_t flushes = 0, checkpoints = 0;
+  uint64_t max_lag_us = 0;          // longest an ack waited for the disk
+  uint64_t max_checkpoint_us = 0;   // longest checkpoint (writers wait meanwhile)
+  uint64_t segments = 0, bytes = 0; // journal files kept
+  bool strict = false;
+  template <class A>
+  void serialize(A& ar) {
+    ar(written_seq, durable_seq, checkpoint_seq, flushes, checkpoints, max_lag_us, max_checkpoint_us,
+       segments, bytes, strict);
+  }
+};
+
 struct ClusterMap {
   uint64_t epoch = 0;
   uint32_t replicas = kDefaultReplicas;
@@ -309,10 +328,14 @@ struct MetaReply {
   // kGetBlocks: the nodes known to hold block `cookie` at its committed version.
   std::vector<uint32_t> holders;
   std::string gossip_seed;  // kRegisterNode: the service's gossip endpoint
+  // Namespace changes: the journal record that holds this one (0: none),
+  // and how far the journal was on disk when the reply left.
+  uint64_t seq = 0, durable_seq = 0;
+  JournalState journal;  // kSyncMeta, kClusterStatus
   template <class A>
   void serialize(A& ar) {
     ar(attr, entries, eof, value, statfs, map, node_id, dirs, runs, runs_end, prev_data_version,
-       superseded, plan, health, reset_store, holders, gossip_seed);
+       superseded, plan, health, reset_store, holders, gossip_seed, seq, durable_seq, journal);
   }
 };
 

@@ -25,8 +25,8 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   app.add_option("--workers", opt.workers,
-                 "threads serving reads in parallel; 0 serves them on the I/O thread, fastest "
-                 "for small clusters (writes have their own group-commit thread)")
+                 "threads serving requests; 0 serves them on the I/O thread, fastest (every "
+                 "request takes microseconds and they share one store lock)")
       ->capture_default_str()
       ->check(CLI::Range(0, 256));
   app.add_option("--session-timeout-ms", opt.session_timeout_ms,
@@ -49,7 +49,31 @@ int main(int argc, char** argv) {
   app.add_option("--gossip", opt.gossip,
                  "gossip PUB endpoint to bind, e.g. tcp://10.0.0.1:7100 (default: the --listen "
                  "host, any port; block daemons learn it when they register)");
+  std::string durability = "journal";
+  app.add_option("--durability", durability,
+                 "journal: a change is acknowledged once it is in the journal (it survives any "
+                 "process crash) and reaches disk within about --flush-interval-ms; strict: every "
+                 "acknowledgement waits for its journal flush (flushes are shared)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"journal", "strict"}));
+  app.add_option("--flush-interval-ms", opt.flush_interval_ms,
+                 "how long an acknowledged change may wait to reach disk; the flusher starts "
+                 "within half of it (fsync, fsyncdir and strict mode flush at once)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 600000));
+  app.add_option("--checkpoint-ms", opt.checkpoint_ms,
+                 "the LMDB store is committed (fully synced) from the journal this often")
+      ->capture_default_str()
+      ->check(CLI::Range(10, 3600000));
+  app.add_option("--checkpoint-bytes", opt.checkpoint_bytes,
+                 "or once this much journal was written since the last checkpoint")
+      ->capture_default_str()
+      ->check(CLI::Range(uint64_t{4096}, uint64_t{1} << 34));
+  app.add_option("--segment-bytes", opt.segment_bytes, "journal segment file size")
+      ->capture_default_str()
+      ->check(CLI::Range(uint64_t{4096}, uint64_t{1} << 34));
   CLI11_PARSE(app, argc, argv);
+  opt.strict = durability == "strict";
 
   // Block the stop signals before any thread starts, then wait for them here.
   const sigset_t stop = ringfs::BlockStopSignals();

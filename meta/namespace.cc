@@ -29,7 +29,9 @@ Result<std::unique_ptr<Namespace>> Namespace::Open(Options opts) {
   if (ec) return Status::Error(ec.value(), "create " + opts.dir + ": " + ec.message());
   std::unique_ptr<Namespace> ns(new Namespace(std::move(opts)));
   RETURN_IF_ERROR(ns->LockDir());
-  ASSIGN_OR_RETURN(ns->env_, lmdb::Env::Open(ns->opts_.dir + "/meta.lmdb", ns->opts_.map_size));
+  lmdb::Durability d = ns->opts_.durability;
+  if (d.journal_dir.empty()) d.journal_dir = ns->opts_.dir + "/journal";
+  ASSIGN_OR_RETURN(ns->env_, lmdb::Env::Open(ns->opts_.dir + "/meta.lmdb", ns->opts_.map_size, d));
   RETURN_IF_ERROR(ns->CreateRoot());
   return ns;
 }
@@ -183,7 +185,10 @@ Status Namespace::ApplyBatch(std::span<Mutation> batch) {
       *m.rep = wire::MetaReply();
     }
   }
-  return txn.Commit();
+  RETURN_IF_ERROR(txn.Commit());
+  for (Mutation& m : batch)
+    if (m.status.ok()) m.rep->seq = txn.seq();
+  return Status::OK();
 }
 
 Status Namespace::Write(Op op, const wire::MetaRequest& req, wire::MetaReply* rep) {

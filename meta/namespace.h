@@ -67,6 +67,8 @@ class Namespace {
     size_t map_size = size_t{64} << 30;  // address space only: the file is sparse
     Clock clock = RealtimeNow;           // the service clock for every timestamp
     uint32_t replicas = wire::kDefaultReplicas;  // a block with fewer holders needs repair
+    // The journal and checkpoints; journal_dir defaults to DIR/journal.
+    lmdb::Durability durability;
   };
   static Result<std::unique_ptr<Namespace>> Open(Options opts);
   ~Namespace();

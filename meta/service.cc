@@ -34,6 +34,11 @@ Result<std::unique_ptr<Service>> Service::Open(ServiceOptions opts) {
   Namespace::Options nso;
   nso.dir = s->opts_.dir;
   nso.replicas = s->opts_.replicas;
+  nso.durability.strict = s->opts_.strict;
+  nso.durability.flush_interval_ms = s->opts_.flush_interval_ms;
+  nso.durability.checkpoint_ms = s->opts_.checkpoint_ms;
+  nso.durability.checkpoint_bytes = s->opts_.checkpoint_bytes;
+  nso.durability.segment_bytes = s->opts_.segment_bytes;
   ASSIGN_OR_RETURN(s->ns_, Namespace::Open(nso));
   NodeRegistry::Options no;
   no.replicas = s->opts_.replicas;
@@ -51,7 +56,6 @@ Result<std::unique_ptr<Service>> Service::Open(ServiceOptions opts) {
     if (gossip::ZmqGossip* g = me->gossip_live_.load()) g->SetMapEpoch(epoch);
   };
   ASSIGN_OR_RETURN(s->nodes_, NodeRegistry::Open(&s->ns_->env(), no));
-  s->commit_ = std::make_unique<GroupCommit>(s->ns_.get(), s->opts_.max_batch);
   BlockReclaimer::Options go;
   go.interval_ms = s->opts_.gc_interval_ms;
   go.move_rate = s->opts_.move_rate;
@@ -70,7 +74,6 @@ Result<std::unique_ptr<Service>> Service::Open(ServiceOptions opts) {
 Service::~Service() { Stop(); }
 
 Status Service::Start() {
-  commit_->Start();
   gc_->Start();
   sweeper_ = std::thread([this] { SweepLoop(); });
   RETURN_IF_ERROR(server_->Start());
@@ -112,7 +115,6 @@ void Service::Stop() {
   }
   sweep_cv_.notify_all();
   if (sweeper_.joinable()) sweeper_.join();
-  if (commit_) commit_->Stop();
   if (gc_) gc_->Stop();
 }
 
@@ -180,11 +182,41 @@ void Service::Reclaim(uint64_t ino, std::shared_ptr<rpc::Responder> resp) {
   if (InGrace() || !orphan.ok() || !*orphan || !open_files_.BeginReclaim(ino)) return done();
   wire::MetaRequest req;
   req.ino = ino;
-  commit_->Submit(Op::kReclaim, std::move(req), [this, ino, resp](const Status& st, wire::MetaReply& rep) {
-    open_files_.EndReclaim(ino);
-    if (st.ok() && rep.attr.ino != 0) gc_->Kick();
-    if (resp) Send(*resp, st, wire::MetaReply{});
+  wire::MetaReply rep;
+  Status st = ns_->Write(Op::kReclaim, req, &rep);
+  open_files_.EndReclaim(ino);
+  if (st.ok() && rep.attr.ino != 0) gc_->Kick();
+  if (resp) Acknowledge(std::move(*resp), st, wire::MetaReply{});
+}
+
+void Service::Acknowledge(rpc::Responder&& r, const Status& st, wire::MetaReply&& rep) {
+  Journal& j = ns_->env().journal();
+  if (!st.ok() || !j.strict()) {
+    rep.durable_seq = j.durable_seq();
+    return Send(r, st, rep);
+  }
+  auto resp = std::make_shared<rpc::Responder>(std::move(r));
+  auto reply = std::make_shared<wire::MetaReply>(std::move(rep));
+  j.WhenDurable(reply->seq ? reply->seq : j.written_seq(), [resp, reply, &j] {
+    reply->durable_seq = j.durable_seq();
+    Send(*resp, Status::OK(), *reply);
   });
+}
+
+wire::JournalState Service::journal_state() const {
+  lmdb::StoreStats s = ns_->env().stats();
+  wire::JournalState out;
+  out.written_seq = s.journal.written_seq;
+  out.durable_seq = s.journal.durable_seq;
+  out.checkpoint_seq = s.checkpoint_seq;
+  out.flushes = s.journal.flushes;
+  out.checkpoints = s.checkpoints;
+  out.max_lag_us = s.journal.max_lag_us;
+  out.max_checkpoint_us = s.max_checkpoint_us;
+  out.segments = s.journal.segments;
+  out.bytes = s.journal.bytes;
+  out.strict = ns_->env().strict();
+  return out;
 }
 
 void Service::Handle(rpc::Message&& m, rpc::Responder&& r) {
@@ -194,6 +226,18 @@ void Service::Handle(rpc::Message&& m, rpc::Responder&& r) {
     gossip::ZmqGossip* g = gossip_live_.load();
     if (!g) return r.Reply(Status::Error(EAGAIN, "gossip not started"));
     return r.ReplyWith(wire::GossipReply{g->EncodeFullState(), g->endpoint()});
+  }
+  if (op == Op::kSyncMeta) {
+    // Everything acknowledged before this request, to whichever client.
+    Journal& j = ns_->env().journal();
+    auto resp = std::make_shared<rpc::Responder>(std::move(r));
+    j.WhenDurable(j.written_seq(), [this, resp] {
+      wire::MetaReply rep;
+      rep.journal = journal_state();
+      rep.durable_seq = rep.journal.durable_seq;
+      Send(*resp, Status::OK(), rep);
+    });
+    return;
   }
   const bool cluster_op = op == Op::kRegisterNode || op == Op::kGetMap || op == Op::kNodeAdd ||
                           op == Op::kNodeRemove || op == Op::kClusterStatus;
@@ -222,14 +266,12 @@ void Service::Handle(rpc::Message&& m, rpc::Responder&& r) {
     return Reclaim(req.ino, std::make_shared<rpc::Responder>(std::move(r)));
   }
   if (mutation) {
-    auto resp = std::make_shared<rpc::Responder>(std::move(r));
-    const uint64_t opener = op == Op::kMknod && req.opens != 0 ? req.session : 0;
-    commit_->Submit(op, std::move(req), [this, op, opener, resp](const Status& st, wire::MetaReply& rep) {
-      if (st.ok() && op == Op::kReclaim && rep.attr.ino != 0) gc_->Kick();
-      if (st.ok() && opener) open_files_.Open(opener, rep.attr.ino, OpenFiles::Clock::now());
-      Send(*resp, st, rep);
-    });
-    return;
+    wire::MetaReply rep;
+    Status st = ns_->Write(op, req, &rep);
+    if (!st.ok()) rep = wire::MetaReply();
+    if (st.ok() && op == Op::kMknod && req.opens != 0)
+      open_files_.Open(req.session, rep.attr.ino, OpenFiles::Clock::now());
+    return Acknowledge(std::move(r), st, std::move(rep));
   }
   // An open is counted before the inode is read, so a reclaim cannot delete
   // it between the two (OpenFiles::BeginReclaim).
@@ -273,6 +315,7 @@ Status Service::HandleDirect(Op op, const wire::MetaRequest& req, wire::MetaRepl
     case Op::kClusterStatus:
       rep->map = nodes_->Map();
       rep->health = gc_->health();
+      rep->journal = journal_state();
       return Status::OK();
     case Op::kStatfs: {
       RETURN_IF_ERROR(ns_->Read(op, req, rep));

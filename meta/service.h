@@ -1,6 +1,8 @@
-// ringfs-meta: the metadata service. Answers MetaRequests over the RPC layer:
-// reads run on the worker threads in parallel read transactions, mutations go
-// through group commit, node ops through the registry.
+// ringfs-meta: the metadata service. Answers MetaRequests over the RPC layer
+// on its I/O thread: reads and mutations alike take microseconds (a
+// mutation is acknowledged once it is in the journal, lmdb_env.h), node ops
+// go through the registry. Strict durability holds each reply until the
+// journal flush that covers it.
 #pragma once
 
 #include <atomic>
@@ -14,7 +16,6 @@
 #include "common/rpc.h"
 #include "common/status.h"
 #include "meta/gc.h"
-#include "meta/group_commit.h"
 #include "meta/namespace.h"
 #include "meta/nodes.h"
 #include "meta/open_files.h"
@@ -32,7 +33,13 @@ struct ServiceOptions {
   // 0: reads are served on the RPC I/O thread (LMDB reads take microseconds,
   // a hand-off to a worker costs more); writes have their own thread.
   int workers = 0;
-  size_t max_batch = 1024;                     // mutations per group commit: bounds reply latency
+  // Metadata durability (lmdb_env.h): an ack is in the journal; it is on
+  // disk within about flush_interval_ms, or before the reply when strict.
+  bool strict = false;
+  int flush_interval_ms = 10;
+  int checkpoint_ms = 1000;                    // LMDB commits (full sync) this often
+  uint64_t checkpoint_bytes = 32ull << 20;     // or after this much journal
+  uint64_t segment_bytes = 64ull << 20;        // journal segment file size
   int gc_interval_ms = 1000;                   // how often unfinished block reclamation is retried
   // A client session silent this long is gone (clients beat every 5 s), and
   // its open files no longer keep unlinked files from being reclaimed.
@@ -58,13 +65,14 @@ class Service {
   void Stop();
   const std::string& endpoint() const { return server_->endpoint(); }
 
-  uint64_t commit_batches() const { return commit_->batches(); }
-  uint64_t committed_ops() const { return commit_->ops(); }
+  wire::JournalState journal_state() const;
 
  private:
   explicit Service(ServiceOptions opts) : opts_(std::move(opts)) {}
   void Handle(rpc::Message&& m, rpc::Responder&& r);
   Status HandleDirect(wire::Op op, const wire::MetaRequest& req, wire::MetaReply* rep);
+  // Sends a mutation's reply: at once, or in strict mode once it is on disk.
+  void Acknowledge(rpc::Responder&& r, const Status& st, wire::MetaReply&& rep);
   // Queued; a no-op unless `ino` is an orphan open nowhere. Answers `resp`
   // (a client's kReclaim) once done.
   void Reclaim(uint64_t ino, std::shared_ptr<rpc::Responder> resp = nullptr);
@@ -76,7 +84,6 @@ class Service {
   ServiceOptions opts_;
   std::unique_ptr<Namespace> ns_;
   std::unique_ptr<NodeRegistry> nodes_;
-  std::unique_ptr<GroupCommit> commit_;
   std::unique_ptr<BlockReclaimer> gc_;
   OpenFiles open_files_;
   const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();

@@ -312,43 +312,71 @@ TEST_F(ServiceTest, ReclaimedBlocksAreDeletedOnEveryNode) {
   EXPECT_TRUE((*ns)->PendingGc(10)->empty());
 }
 
-// Many clients at once: all succeed, and the writer shares commits among them.
-TEST_F(ServiceTest, GroupCommitUnderConcurrentClients) {
+// Many clients at once in strict mode: all succeed, every reply left only
+// once its change was on disk, and the clients shared flushes.
+TEST_F(ServiceTest, StrictRepliesAreDurableAndShareFlushes) {
+  opts_.strict = true;
   Start();
-  constexpr int kSingle = 200;
-  auto t0 = Clock::now();
-  for (int i = 0; i < kSingle; i++) ASSERT_TRUE(Create(*ch_, "s" + std::to_string(i)).ok());
-  const double single = kSingle / Seconds(t0);
-
   constexpr int kThreads = 8, kPerThread = 250;
-  const uint64_t batches_before = svc_->commit_batches();
-  std::atomic<int> ok{0};
+  const uint64_t flushes_before = svc_->journal_state().flushes;
+  std::atomic<int> ok{0}, early{0};
   std::vector<std::thread> ts;
-  t0 = Clock::now();
+  auto t0 = Clock::now();
   for (int t = 0; t < kThreads; t++) {
     ts.emplace_back([&, t] {
       for (int i = 0; i < kPerThread; i++) {
-        if (Create(*ch_, "t" + std::to_string(t) + "-" + std::to_string(i)).ok()) ok++;
+        MetaReply rep;
+        if (!Create(*ch_, "t" + std::to_string(t) + "-" + std::to_string(i), &rep).ok()) continue;
+        ok++;
+        if (rep.seq == 0 || rep.durable_seq < rep.seq) early++;
       }
     });
   }
   for (auto& t : ts) t.join();
-  const double parallel = kThreads * kPerThread / Seconds(t0);
-  const uint64_t batches = svc_->commit_batches() - batches_before;
+  const double rate = kThreads * kPerThread / Seconds(t0);
+  const uint64_t flushes = svc_->journal_state().flushes - flushes_before;
   EXPECT_EQ(ok.load(), kThreads * kPerThread);
-  EXPECT_LT(batches, static_cast<uint64_t>(kThreads * kPerThread));
-  std::printf("creates/s: 1 client %.0f, %d clients %.0f (%lu commits for %d creates)\n", single,
-              kThreads, parallel, static_cast<unsigned long>(batches), kThreads * kPerThread);
+  EXPECT_EQ(early.load(), 0) << "replies sent before their journal record was on disk";
+  EXPECT_LT(flushes, static_cast<uint64_t>(kThreads * kPerThread));
+  std::printf("strict: %d clients %.0f creates/s, %lu flushes for %d creates\n", kThreads, rate,
+              static_cast<unsigned long>(flushes), kThreads * kPerThread);
   MetaReply p;
   ASSERT_TRUE(ch_->Invoke(Op::kStatfs, MetaRequest{}, &p, kTimeoutMs).ok());
-  EXPECT_EQ(p.statfs.files, 1u + kSingle + kThreads * kPerThread);
+  EXPECT_EQ(p.statfs.files, 1u + kThreads * kPerThread);
+}
+
+// Default mode: replies do not wait for the disk (with a long flush
+// interval they are ahead of it), and kSyncMeta returns once everything
+// acknowledged before it is durable.
+TEST_F(ServiceTest, SyncMetaCoversEveryAcknowledgedChange) {
+  opts_.flush_interval_ms = 60000;
+  Start();
+  uint64_t last = 0, behind = 0;
+  for (int i = 0; i < 50; i++) {
+    MetaReply rep;
+    ASSERT_TRUE(Create(*ch_, "f" + std::to_string(i), &rep).ok());
+    ASSERT_GT(rep.seq, last);
+    last = rep.seq;
+    behind += rep.durable_seq < rep.seq;
+  }
+  EXPECT_GT(behind, 0u) << "with a 60 s interval, replies should not have waited for the disk";
+  EXPECT_LT(svc_->journal_state().durable_seq, last);
+  MetaReply s;
+  auto t0 = Clock::now();
+  ASSERT_TRUE(ch_->Invoke(Op::kSyncMeta, MetaRequest{}, &s, kTimeoutMs).ok());
+  EXPECT_LT(Seconds(t0), 5.0);
+  EXPECT_GE(s.journal.durable_seq, last);
+  EXPECT_GE(svc_->journal_state().durable_seq, last);
+  EXPECT_FALSE(s.journal.strict);
 }
 
 // ------------------------------------------------------------ crash test
 
-pid_t SpawnMeta(const std::string& dir, const std::string& addr_file) {
+pid_t SpawnMeta(const std::string& dir, const std::string& addr_file,
+                const std::vector<std::string>& extra = {}) {
   unlink(addr_file.c_str());
   std::vector<std::string> args = {RINGFS_META_BIN, "--dir", dir, "--addr-file", addr_file};
+  args.insert(args.end(), extra.begin(), extra.end());
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -369,56 +397,73 @@ std::string WaitForAddr(const std::string& addr_file) {
   return addr;
 }
 
-TEST(ServiceCrash, AcknowledgedCreatesSurviveKill9) {
+// kill -9 in the middle of a create storm, three times over one store;
+// with the second parameter, checkpoints every 10 ms and an 8 KiB journal
+// segment make the kills land in checkpoints and segment switches.
+class ServiceCrash : public ::testing::TestWithParam<std::vector<std::string>> {};
+
+TEST_P(ServiceCrash, AcknowledgedCreatesSurviveKill9) {
   const std::string dir = TempDir();
   const std::string addr_file = dir + "/addr";
-  pid_t pid = SpawnMeta(dir, addr_file);
-  ASSERT_GT(pid, 0);
-  std::string addr = WaitForAddr(addr_file);
-  ASSERT_FALSE(addr.empty());
-
-  rpc::Channel ch(addr);
-  std::mutex mu;
   std::vector<std::string> acked;
-  std::atomic<bool> stop{false};
-  std::vector<std::thread> ts;
-  for (int t = 0; t < 4; t++) {
-    ts.emplace_back([&, t] {
-      for (int i = 0; !stop; i++) {
-        std::string name = "c" + std::to_string(t) + "-" + std::to_string(i);
-        Status st = Create(ch, name, nullptr, 1000);
-        if (!st.ok()) break;  // the service is gone
-        std::lock_guard<std::mutex> lock(mu);
-        acked.push_back(name);
-      }
-    });
-  }
-  ASSERT_TRUE(WaitUntil(
-      [&] {
-        std::lock_guard<std::mutex> lock(mu);
-        return acked.size() >= 400;
-      },
-      20000));
-  kill(pid, SIGKILL);  // mid-burst: four clients are still creating
-  int status = 0;
-  waitpid(pid, &status, 0);
-  stop = true;
-  for (auto& t : ts) t.join();
+  for (int round = 0; round < 3; round++) {
+    pid_t pid = SpawnMeta(dir, addr_file, GetParam());
+    ASSERT_GT(pid, 0);
+    std::string addr = WaitForAddr(addr_file);
+    ASSERT_FALSE(addr.empty());
 
-  pid = SpawnMeta(dir, addr_file);
-  addr = WaitForAddr(addr_file);
+    rpc::Channel ch(addr);
+    std::mutex mu;
+    std::atomic<bool> stop{false};
+    std::vector<std::thread> ts;
+    const size_t target = acked.size() + 400 + 300 * round;
+    for (int t = 0; t < 4; t++) {
+      ts.emplace_back([&, t] {
+        for (int i = 0; !stop; i++) {
+          std::string name = "c" + std::to_string(round) + "-" + std::to_string(t) + "-" + std::to_string(i);
+          Status st = Create(ch, name, nullptr, 1000);
+          if (!st.ok()) break;  // the service is gone
+          std::lock_guard<std::mutex> lock(mu);
+          acked.push_back(name);
+        }
+      });
+    }
+    ASSERT_TRUE(WaitUntil(
+        [&] {
+          std::lock_guard<std::mutex> lock(mu);
+          return acked.size() >= target;
+        },
+        20000));
+    kill(pid, SIGKILL);  // mid-burst: four clients are still creating
+    int status = 0;
+    waitpid(pid, &status, 0);
+    stop = true;
+    for (auto& t : ts) t.join();
+  }
+  pid_t pid = SpawnMeta(dir, addr_file, GetParam());
+  std::string addr = WaitForAddr(addr_file);
   ASSERT_FALSE(addr.empty());
   rpc::Channel again(addr);
   size_t missing = 0;
   for (const auto& name : acked) missing += !Lookup(again, name).ok();
   EXPECT_EQ(missing, 0u) << "of " << acked.size() << " acknowledged creates";
-  std::printf("%zu acknowledged creates before kill -9, %zu lost\n", acked.size(), missing);
+  MetaReply p;
+  ASSERT_TRUE(again.Invoke(Op::kStatfs, MetaRequest{}, &p, kTimeoutMs).ok());
+  EXPECT_GE(p.statfs.files, 1u + acked.size());  // plus creates in flight at each kill
+  EXPECT_LE(p.statfs.files, 1u + acked.size() + 3 * 4);
+  std::printf("%zu acknowledged creates over 3 kill -9s, %zu lost\n", acked.size(), missing);
 
+  int status = 0;
   kill(pid, SIGTERM);  // a clean stop exits 0
   ASSERT_EQ(waitpid(pid, &status, 0), pid);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
   std::filesystem::remove_all(dir);
 }
+
+INSTANTIATE_TEST_SUITE_P(Journal, ServiceCrash,
+                         ::testing::Values(std::vector<std::string>{},
+                                           std::vector<std::string>{"--checkpoint-ms", "10",
+                                                                    "--segment-bytes", "8192"}));
 
 }  // namespace
 }  // namespace ringfs::meta
