@@ -9,6 +9,57 @@
 
 namespace ringfs::rpc {
 
+std::string OpName(size_t op) {
+  using wire::Op;
+  switch (static_cast<Op>(op)) {
+    case Op::kInvalid: return "Invalid";
+    case Op::kLookup: return "Lookup";
+    case Op::kGetAttr: return "GetAttr";
+    case Op::kSetAttr: return "SetAttr";
+    case Op::kMkdir: return "Mkdir";
+    case Op::kMknod: return "Mknod";
+    case Op::kUnlink: return "Unlink";
+    case Op::kRmdir: return "Rmdir";
+    case Op::kRename: return "Rename";
+    case Op::kLink: return "Link";
+    case Op::kSymlink: return "Symlink";
+    case Op::kReadlink: return "Readlink";
+    case Op::kReaddir: return "Readdir";
+    case Op::kStatfs: return "Statfs";
+    case Op::kCommitWrite: return "CommitWrite";
+    case Op::kReclaim: return "Reclaim";
+    case Op::kGetXattr: return "GetXattr";
+    case Op::kSetXattr: return "SetXattr";
+    case Op::kListXattr: return "ListXattr";
+    case Op::kRemoveXattr: return "RemoveXattr";
+    case Op::kReportBadCopy: return "ReportBadCopy";
+    case Op::kClose: return "Close";
+    case Op::kSessionBeat: return "SessionBeat";
+    case Op::kGetBlocks: return "GetBlocks";
+    case Op::kRegisterNode: return "RegisterNode";
+    case Op::kGetMap: return "GetMap";
+    case Op::kNodeAdd: return "NodeAdd";
+    case Op::kNodeRemove: return "NodeRemove";
+    case Op::kClusterStatus: return "ClusterStatus";
+    case Op::kGossipState: return "GossipState";
+    case Op::kSyncMeta: return "SyncMeta";
+    case Op::kBlockWrite: return "BlockWrite";
+    case Op::kBlockRead: return "BlockRead";
+    case Op::kBlockTruncate: return "BlockTruncate";
+    case Op::kBlockDelete: return "BlockDelete";
+    case Op::kBlockSync: return "BlockSync";
+    case Op::kBlockStat: return "BlockStat";
+    case Op::kBlockList: return "BlockList";
+    case Op::kBlockDrop: return "BlockDrop";
+  }
+  return "op" + std::to_string(op);
+}
+
+stats::Table& CallStats() {
+  static stats::Table t("rpc", OpName);
+  return t;
+}
+
 namespace {
 
 constexpr int kMaxBatch = 256;  // messages drained per poll wakeup
@@ -205,7 +256,13 @@ void Server::HandleFrames(std::vector<zmq::message_t>& frames) {
   in_cv_.notify_one();
 }
 
+stats::Table& ServedStats() {
+  static stats::Table t("served", OpName);
+  return t;
+}
+
 void Server::Dispatch(Incoming in) {
+  stats::Scope timed(ServedStats(), in.msg.env.op);  // the handler, not its deferred replies
   Responder r(this, std::move(in.identity), in.msg.env);
   try {
     handler_(std::move(in.msg), std::move(r));
@@ -277,7 +334,10 @@ Pending Channel::Start(wire::Op op, const std::string& body, zmq::message_t* dat
   } catch (const zmq::error_t& e) {
     return Pending(nullptr, nullptr, env.id, Status::Error(EIO, endpoint_ + ": " + e.what()));
   }
-  return Pending(this, std::move(s), env.id, Status::OK());
+  Pending p(this, std::move(s), env.id, Status::OK());
+  p.op_ = env.op;
+  p.start_ = std::chrono::steady_clock::now();
+  return p;
 }
 
 Result<Message> Channel::Call(wire::Op op, const std::string& body, zmq::message_t* data,
@@ -305,6 +365,13 @@ bool Pending::Poll(int timeout_ms) {
 
 Result<Message> Pending::Wait(int timeout_ms) {
   if (!send_status_.ok()) return send_status_;
+  struct Timed {  // the whole round trip, from Start()
+    Pending* p;
+    ~Timed() {
+      CallStats().Add(p->op_, std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                  std::chrono::steady_clock::now() - p->start_).count());
+    }
+  } timed{this};
   if (!sock_) return Status::Error(EINVAL, "call already collected");
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   std::vector<zmq::message_t> frames;

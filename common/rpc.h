@@ -17,10 +17,18 @@
 #include <zmq.hpp>
 
 #include "common/codec.h"
+#include "common/op_stats.h"
 #include "common/status.h"
 #include "common/wire.h"
 
 namespace ringfs::rpc {
+
+// "Lookup" for wire::Op::kLookup.
+std::string OpName(size_t op);
+// Round trips this process made, by op (common/op_stats.h).
+stats::Table& CallStats();
+// Requests this process served, by op: time in the handler.
+stats::Table& ServedStats();
 
 // The process-wide ZeroMQ context.
 zmq::context_t& Context();
@@ -126,9 +134,12 @@ class Pending {
   bool Poll(int timeout_ms);
 
  private:
+  friend class Channel;
   Channel* ch_ = nullptr;
   std::unique_ptr<zmq::socket_t> sock_;
   uint64_t id_ = 0;
+  uint16_t op_ = 0;
+  std::chrono::steady_clock::time_point start_{};
   Status send_status_;
 };
 

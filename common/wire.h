@@ -234,6 +234,25 @@ struct Health {
   }
 };
 
+// Namespace change events, published by the metadata service on a PUB
+// socket (MetaReply.events_addr) so mounts can drop what they know of a
+// directory another client changed. `seq` grows by one per event within
+// one `incarnation` of the service; ticks (no changes) repeat the newest
+// seq, so a subscriber notices a lost message within one tick.
+struct DirChange {
+  uint64_t dir = 0;
+  std::string name;
+  template <class A>
+  void serialize(A& ar) { ar(dir, name); }
+};
+struct DirEvents {
+  uint64_t incarnation = 0, seq = 0;
+  uint64_t session = 0;  // the client that made the change (0: a tick, or the service)
+  std::vector<DirChange> changes;
+  template <class A>
+  void serialize(A& ar) { ar(incarnation, seq, session, changes); }
+};
+
 // The metadata journal (kSyncMeta, kClusterStatus): sequence numbers of
 // its records, and how far each has gone.
 struct JournalState {
@@ -332,10 +351,15 @@ struct MetaReply {
   // and how far the journal was on disk when the reply left.
   uint64_t seq = 0, durable_seq = 0;
   JournalState journal;  // kSyncMeta, kClusterStatus
+  std::string events_addr;  // kGetMap: where namespace change events are published
+  // kReaddir: the event seq (DirEvents) when the listing was read.
+  uint64_t event_seq = 0, event_incarnation = 0;
+  bool no_caps = false;  // kGetAttr of an open: the file has no security.capability
   template <class A>
   void serialize(A& ar) {
     ar(attr, entries, eof, value, statfs, map, node_id, dirs, runs, runs_end, prev_data_version,
-       superseded, plan, health, reset_store, holders, gossip_seed, seq, durable_seq, journal);
+       superseded, plan, health, reset_store, holders, gossip_seed, seq, durable_seq, journal,
+       events_addr, event_seq, event_incarnation, no_caps);
   }
 };
 

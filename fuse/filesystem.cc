@@ -11,7 +11,27 @@
 
 namespace ringfs::fuse {
 
-Filesystem::Filesystem(Options opts) : opts_(std::move(opts)) {}
+stats::Table& FuseStats() {
+  static stats::Table t("fuse", [](size_t i) -> std::string {
+    static const char* kNames[] = {"open", "create", "read", "write", "flush", "release", "fsync", "lookup", "forget", "forgetmulti", "getattr", "setattr", "mknod", "mkdir", "symlink", "link", "unlink", "rmdir", "rename", "readlink", "opendir", "readdir", "releasedir", "statfs", "fsyncdir", "setxattr", "getxattr", "listxattr", "removexattr"};
+    return i < sizeof(kNames) / sizeof(kNames[0]) ? kNames[i] : "op" + std::to_string(i);
+  });
+  return t;
+}
+
+namespace {
+DirCache::Options DirCacheOptions(const Options& o) {
+  DirCache::Options d;
+  d.enabled = o.dir_cache && o.entry_timeout > 0;
+  return d;
+}
+}  // namespace
+
+Filesystem::Filesystem(Options opts) : opts_(std::move(opts)), dirs_(DirCacheOptions(opts_)) {}
+
+void Filesystem::InvalidateAttr(uint64_t ino) {
+  if (fuse_session* se = se_.load()) (void)fuse_lowlevel_notify_inval_inode(se, ino, -1, 0);
+}
 
 Filesystem::~Filesystem() { Stop(); }
 
@@ -19,12 +39,19 @@ void Filesystem::Start() {
   meta_ = std::make_unique<meta::Client>(opts_.meta);
   std::random_device rd;
   session_ = (uint64_t{rd()} << 32 | rd()) | 1;  // never 0
-  auto map = meta_->GetMap();
-  if (map.ok()) {
-    blocks_.SetMap(*map);
+  wire::MetaReply map_rep;
+  wire::MetaRequest map_req;
+  Status map_st = meta_->Call(wire::Op::kGetMap, map_req, &map_rep);
+  if (map_st.ok()) {
+    blocks_.SetMap(map_rep.map);
+    // Another client's change to a name: the kernel forgets its entry (or
+    // its absence) at once instead of at the end of the entry time.
+    dirs_.Start(map_rep.events_addr, session_, [this](uint64_t dir, const std::string& name) {
+      if (fuse_session* se = se_.load())
+        (void)fuse_lowlevel_notify_inval_entry(se, dir, name.data(), name.size());
+    });
   } else {
-    LOG_ERROR("cannot read the cluster map from %s: %s", opts_.meta.c_str(),
-              map.status().ToString().c_str());
+    LOG_ERROR("cannot read the cluster map from %s: %s", opts_.meta.c_str(), map_st.ToString().c_str());
   }
   StartGossip();
   // A replica whose copy failed its checksum no longer counts as holding
@@ -51,6 +78,7 @@ void Filesystem::Start() {
       });
   background_ = std::make_unique<ThreadPool>(1);
   map_thread_ = std::thread([this] { RefreshMapLoop(); });
+  closer_ = std::thread([this] { CloseLoop(); });
 }
 
 // A subscriber to the cluster's gossip (never a member): liveness of every
@@ -85,6 +113,13 @@ void Filesystem::StartGossip() {
 
 void Filesystem::Stop() {
   if (stop_.exchange(true)) return;
+  dirs_.Stop();
+  {
+    std::lock_guard<std::mutex> lock(close_mu_);
+    closing_stop_ = true;
+  }
+  close_cv_.notify_all();
+  if (closer_.joinable()) closer_.join();  // sends what is queued first
   stop_cv_.notify_all();
   if (map_thread_.joinable()) map_thread_.join();
   blocks_.SetLiveness(nullptr);
@@ -99,6 +134,15 @@ void Filesystem::SessionBeat() {
   // Exclusive: no open or close is between the service and our table now,
   // so the list is exactly what the service should count for us.
   std::unique_lock<std::shared_mutex> guard(session_mu_);
+  {
+    // Closes still queued go first, so the list below is the whole truth.
+    std::vector<uint64_t> queued;
+    {
+      std::lock_guard<std::mutex> l(close_mu_);
+      queued.swap(closes_);
+    }
+    SendClosesLocked(std::move(queued));
+  }
   std::vector<std::shared_ptr<Inode>> inodes;
   {
     std::lock_guard<std::mutex> lock(table_mu_);
@@ -134,6 +178,7 @@ void Filesystem::RefreshMapLoop() {
       wire::MetaReply rep;
       wire::MetaRequest req;
       Status st = meta_->Call(wire::Op::kGetMap, req, &rep);
+      if (st.ok() && !rep.events_addr.empty()) dirs_.SetAddress(rep.events_addr);
       if (st.ok() && (rep.map.epoch != blocks_.epoch() || blocks_.map().nodes.size() != rep.map.nodes.size())) {
         blocks_.SetMap(rep.map);
       }
@@ -150,12 +195,18 @@ Status Filesystem::MetaCall(wire::Op op, wire::MetaRequest& req, wire::MetaReply
     req.gid = ctx->gid;
     req.umask = ctx->umask;
   }
-  if (req.opens) req.session = session_;
+  req.session = session_;  // namespace events name the client that made a change
   Status st = meta_->Call(op, req, rep);
   if (st.ok() && rep) {
     for (const wire::Attr& dir : rep->dirs) UpdateAttr(dir);
   }
   return st;
+}
+
+Status Filesystem::SyncMeta() {
+  wire::MetaRequest req;
+  wire::MetaReply rep;
+  return meta_->Call(wire::Op::kSyncMeta, req, &rep);
 }
 
 std::optional<std::pair<wire::Attr, double>> Filesystem::FreshDirAttr(uint64_t ino) {
@@ -400,12 +451,49 @@ Status Filesystem::Restamp(const std::shared_ptr<Inode>& inode,
   return meta_->Call(wire::Op::kCommitWrite, again, &rep);
 }
 
+// Closes go to the service in the background, several per request: a
+// release costs no round trip. Until one arrives the service counts the file
+// open a little longer, which only delays reclaiming an unlinked file.
 void Filesystem::NoteClosed(uint64_t ino) {
+  {
+    std::lock_guard<std::mutex> lock(close_mu_);
+    closes_.push_back(ino);
+  }
+  close_cv_.notify_one();
+}
+
+void Filesystem::SendClosesLocked(std::vector<uint64_t> inos) {
+  if (inos.empty()) return;
   wire::MetaRequest req;
-  req.ino = ino;
+  req.ino = inos.front();
   req.session = session_;
+  req.open_inos = std::move(inos);
   Status st = meta_->Call(wire::Op::kClose, req, nullptr);
-  if (!st.ok()) LOG_WARN("close of ino %lu not recorded: %s", (unsigned long)ino, st.ToString().c_str());
+  if (!st.ok())
+    LOG_WARN("%zu closes not recorded (%s): the next session beat corrects the service",
+             req.open_inos.size(), st.ToString().c_str());
+}
+
+void Filesystem::CloseLoop() {
+  std::unique_lock<std::mutex> lock(close_mu_);
+  while (true) {
+    close_cv_.wait(lock, [&] { return closing_stop_ || !closes_.empty(); });
+    if (closes_.empty()) return;
+    // Let a few gather: a burst of small files then costs one request.
+    close_cv_.wait_for(lock, std::chrono::milliseconds(2), [&] { return closing_stop_ || closes_.size() >= 64; });
+    lock.unlock();
+    {
+      // Shared: a session beat (exclusive) sends what is queued itself.
+      auto guard = SessionGuard();
+      std::vector<uint64_t> batch;
+      {
+        std::lock_guard<std::mutex> l(close_mu_);
+        batch.swap(closes_);
+      }
+      SendClosesLocked(std::move(batch));
+    }
+    lock.lock();
+  }
 }
 
 // A failed flush publishes no size (bytes up to it are not all written),

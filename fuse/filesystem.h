@@ -16,9 +16,11 @@
 
 #include "blockd/client.h"
 #include "fuse/data_path.h"
+#include "fuse/dir_cache.h"
 #include "fuse/fuse_api.h"
 #include "fuse/inode.h"
 #include "fuse/options.h"
+#include "common/op_stats.h"
 #include "gossip/zmq_gossip.h"
 #include "meta/client.h"
 
@@ -34,6 +36,11 @@ class Filesystem {
   void Stop();
 
   const Options& options() const { return opts_; }
+  // The kernel session, for invalidations (set before the loop starts).
+  void SetSession(fuse_session* se) { se_ = se; }
+  DirCache& dirs() { return dirs_; }
+  // Drops the kernel's cached attributes of `ino` (not its data).
+  void InvalidateAttr(uint64_t ino);
   meta::Client& meta() { return *meta_; }
   DataPath& data() { return *data_; }
   blockd::Client& blocks() { return blocks_; }
@@ -53,8 +60,9 @@ class Filesystem {
   std::optional<std::pair<wire::Attr, double>> FreshDirAttr(uint64_t ino);
   // The victim of unlink/rmdir/rename: marks it orphaned when nlink hit 0.
   void NoteUnlinked(const wire::Attr& victim);
-  // Tells the metadata service one open of `ino` (counted at open/create)
-  // ended: an unlinked file is kept while any client has it open.
+  // Tells the metadata service (soon, in the background) that one open of
+  // `ino` (counted at open/create) ended: an unlinked file is kept while
+  // any client has it open.
   void NoteClosed(uint64_t ino);
   // Held (shared) across registering an open or close with the service and
   // updating the inode's open count, so a session beat sees both or neither.
@@ -85,6 +93,9 @@ class Filesystem {
   // Re-records blocks a commit found older than a truncation since.
   Status Restamp(const std::shared_ptr<Inode>& inode, const std::vector<wire::BlockState>& sent,
                  const std::vector<uint64_t>& superseded, uint64_t epoch);
+  // Returns once every metadata change acknowledged to anyone so far is on
+  // the service's disk (its journal): what fsync and fsyncdir promise.
+  Status SyncMeta();
   // Flush + commit: what close() waits for.
   Status FlushAndCommit(const std::shared_ptr<Inode>& inode, OpenFile* file = nullptr);
 
@@ -92,10 +103,19 @@ class Filesystem {
   void RefreshMapLoop();
   void StartGossip();
   void SessionBeat();  // tells the service we live, and what we have open
+  void CloseLoop();
+  void SendClosesLocked(std::vector<uint64_t> inos);  // session_mu_ held
+  std::mutex close_mu_;
+  std::condition_variable close_cv_;
+  std::vector<uint64_t> closes_;
+  bool closing_stop_ = false;
+  std::thread closer_;
   uint64_t session_ = 0;
   std::shared_mutex session_mu_;
 
   Options opts_;
+  std::atomic<fuse_session*> se_{nullptr};
+  DirCache dirs_;
   std::unique_ptr<meta::Client> meta_;
   blockd::Client blocks_;
   std::unique_ptr<DataPath> data_;
@@ -110,6 +130,11 @@ class Filesystem {
   std::thread map_thread_;
   std::unique_ptr<gossip::ZmqGossip> gossip_;  // observer; null without gossip
 };
+
+// FUSE requests served, by type (common/op_stats.h).
+enum class FuseOp : size_t { kOpen, kCreate, kRead, kWrite, kFlush, kRelease, kFsync, kLookup, kForget, kForgetMulti, kGetattr, kSetattr, kMknod, kMkdir, kSymlink, kLink, kUnlink, kRmdir, kRename, kReadlink, kOpendir, kReaddir, kReleasedir, kStatfs, kFsyncdir, kSetxattr, kGetxattr, kListxattr, kRemovexattr, kCount };
+stats::Table& FuseStats();
+#define RINGFS_FUSE_OP(name) ::ringfs::stats::Scope fuse_op_timer_(::ringfs::fuse::FuseStats(), static_cast<size_t>(::ringfs::fuse::FuseOp::k##name))
 
 inline Filesystem* Fs(fuse_req_t req) { return static_cast<Filesystem*>(fuse_req_userdata(req)); }
 

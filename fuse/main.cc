@@ -27,6 +27,7 @@ struct CmdOpts {
   char* meta = nullptr;
   char* cluster = nullptr;
   unsigned long cache_mb = 0;
+  int strict = 0;
   int help = 0;
 };
 
@@ -36,6 +37,8 @@ const fuse_opt kOptSpec[] = {
     {"--cluster=%s", offsetof(CmdOpts, cluster), 0},
     {"cluster=%s", offsetof(CmdOpts, cluster), 0},
     {"cache_mb=%lu", offsetof(CmdOpts, cache_mb), 0},
+    {"strict", offsetof(CmdOpts, strict), 1},
+    {"--strict", offsetof(CmdOpts, strict), 1},
     {"-h", offsetof(CmdOpts, help), 1},
     {"--help", offsetof(CmdOpts, help), 1},
     FUSE_OPT_END,
@@ -48,6 +51,8 @@ void Usage(const char* prog) {
       "                                     block daemon): the rest is found through gossip\n"
       "  --meta=ENDPOINT, -o meta=ENDPOINT  the metadata service itself\n"
       "  -o cache_mb=N                      block cache size (default 1024)\n"
+      "  -o strict, --strict                no name or attribute caching: another mount's\n"
+      "                                     change shows at once (default: within 1 s)\n"
       "  -f  stay in the foreground      -d  debug output (implies -f)\n"
       "  -o ro, -o allow_other, ...      ordinary FUSE mount options\n",
       prog);
@@ -164,6 +169,12 @@ int main(int argc, char* argv[]) {
   Options o;
   o.meta = cmd.meta;
   if (cmd.cache_mb) o.cache_bytes = uint64_t{cmd.cache_mb} << 20;
+  if (cmd.strict) {
+    // Another mount's change shows at once: no entry, attribute or negative
+    // caching, and every lookup asks the service.
+    o.entry_timeout = o.dir_attr_timeout = o.file_attr_timeout = o.negative_timeout = 0;
+    o.dir_cache = false;
+  }
   Filesystem fs(o);
   fuse_lowlevel_ops ops{};
   ops.init = Init;
@@ -175,6 +186,7 @@ int main(int argc, char* argv[]) {
   int ret = 1;
   fuse_session* se = fuse_session_new(&args, &ops, sizeof ops, &fs);
   if (se) {
+    fs.SetSession(se);
     if (fuse_set_signal_handlers(se) == 0) {
       if (fuse_session_mount(se, opts.mountpoint) == 0) {
         fuse_daemonize(opts.foreground);

@@ -20,8 +20,17 @@ OpenFile* FileOf(fuse_file_info* fi) { return reinterpret_cast<OpenFile*>(fi->fh
 // whether the kernel's page cache may be kept.
 // `runs` (up to `runs_end`) are the file's committed block versions.
 bool NoteOpen(Filesystem* fs, const std::shared_ptr<Inode>& inode, const wire::Attr& fresh,
-              const std::vector<wire::VersionRun>& runs = {}, uint64_t runs_end = UINT64_MAX) {
-  std::lock_guard<std::mutex> lock(inode->mu);
+              const std::vector<wire::VersionRun>& runs = {}, uint64_t runs_end = UINT64_MAX,
+              bool no_caps = false) {
+  std::unique_lock<std::mutex> lock(inode->mu);
+  // Known while open here (a setxattr through this mount clears it; another
+  // mount's shows at the next open, as any attribute does).
+  if (no_caps) inode->no_caps = true;
+  // The kernel may hold attributes from before (for the attribute time):
+  // if they changed, it must ask again, or it would read to the old size.
+  const bool changed = inode->have_attr &&
+                       (inode->attr.size != fresh.size || !(inode->attr.mtime == fresh.mtime) ||
+                        !(inode->attr.ctime == fresh.ctime) || inode->attr.mode != fresh.mode);
   // What is current now replaces what this client knew (its own writes not
   // yet committed stay): reads expect exactly these versions.
   inode->LearnVersionsLocked(runs, 0, runs_end, fresh.block_epoch);
@@ -32,10 +41,13 @@ bool NoteOpen(Filesystem* fs, const std::shared_ptr<Inode>& inode, const wire::A
   if (!inode->wrote) inode->attr = fresh;
   inode->have_attr = true;
   inode->open_count++;
+  lock.unlock();
+  if (changed || !keep) fs->InvalidateAttr(inode->ino);
   return keep;
 }
 
 void DoOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  RINGFS_FUSE_OP(Open);
   Filesystem* fs = Fs(req);
   auto session = fs->SessionGuard();
   wire::MetaRequest m;
@@ -66,8 +78,8 @@ void DoOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
       truncated = true;  // the file has no blocks now: the open's versions are past
     }
   }
-  fi->keep_cache = truncated ? NoteOpen(fs, inode, r.attr)
-                             : NoteOpen(fs, inode, r.attr, r.runs, r.runs_end);
+  fi->keep_cache = truncated ? NoteOpen(fs, inode, r.attr, {}, UINT64_MAX, r.no_caps)
+                             : NoteOpen(fs, inode, r.attr, r.runs, r.runs_end, r.no_caps);
   fi->fh = NewOpenFile(inode);
   if (fuse_reply_open(req, fi) != 0) {  // interrupted: no release will follow
     delete FileOf(fi);
@@ -80,6 +92,7 @@ void DoOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 }
 
 void DoCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
+  RINGFS_FUSE_OP(Create);
   Filesystem* fs = Fs(req);
   auto session = fs->SessionGuard();
   wire::MetaRequest m;
@@ -89,11 +102,13 @@ void DoCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
   m.opens = 1;
   wire::MetaReply r;
   Status st = fs->MetaCall(Op::kMknod, m, &r, req);
+  if (st.code() == EEXIST) fs->dirs().Forget(parent);
   if (!st.ok()) return ReplyStatus(req, st);
+  fs->dirs().Added(parent, name);
   fuse_entry_param e;
   fs->Remember(r.attr, &e);
   auto inode = fs->Get(r.attr.ino);
-  NoteOpen(fs, inode, r.attr);
+  NoteOpen(fs, inode, r.attr, {}, UINT64_MAX, /*no_caps=*/true);  // a new file has no xattrs
   fi->keep_cache = 1;
   fi->fh = NewOpenFile(inode);
   if (fuse_reply_create(req, &e, fi) != 0) {
@@ -107,6 +122,7 @@ void DoCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
 }
 
 void DoRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
+  RINGFS_FUSE_OP(Read);
   Filesystem* fs = Fs(req);
   auto inode = fs->Get(ino);
   uint64_t file_size;
@@ -122,6 +138,7 @@ void DoRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_in
 
 void DoWrite(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off,
              fuse_file_info* fi) {
+  RINGFS_FUSE_OP(Write);
   Filesystem* fs = Fs(req);
   auto inode = fs->Get(ino);
   Status st = fs->data().Write(inode, static_cast<uint64_t>(off), buf, size, FileOf(fi));
@@ -130,6 +147,7 @@ void DoWrite(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t
 }
 
 void DoFlush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  RINGFS_FUSE_OP(Flush);
   Filesystem* fs = Fs(req);
   auto inode = fs->Find(ino);
   if (!inode) return (void)fuse_reply_err(req, 0);
@@ -137,6 +155,7 @@ void DoFlush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 }
 
 void DoRelease(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  RINGFS_FUSE_OP(Release);
   Filesystem* fs = Fs(req);
   std::unique_ptr<OpenFile> file(FileOf(fi));
   auto inode = fs->Find(ino);
@@ -156,10 +175,14 @@ void DoRelease(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 }
 
 void DoFsync(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info* fi) {
+  RINGFS_FUSE_OP(Fsync);
   Filesystem* fs = Fs(req);
   auto inode = fs->Get(ino);
   Status st = fs->data().Sync(inode, FileOf(fi));
   if (st.ok()) st = fs->CommitWrites(inode);
+  // The data is on the replicas' disks; now the size and names that lead
+  // to it (fsync(2) also covers the inode's metadata).
+  if (st.ok()) st = fs->SyncMeta();
   ReplyStatus(req, st);
 }
 

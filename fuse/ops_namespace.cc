@@ -23,35 +23,44 @@ void ReplyAttr(fuse_req_t req, const wire::Attr& attr) {
   fuse_reply_attr(req, &st, Fs(req)->AttrTimeout(attr));
 }
 
+// An absent name, which the kernel may remember for the negative time (an
+// event from the service ends that sooner when another client creates it).
+void ReplyAbsent(fuse_req_t req) {
+  fuse_entry_param e{};
+  e.ino = 0;
+  e.entry_timeout = Fs(req)->options().negative_timeout;
+  fuse_reply_entry(req, &e);
+}
+
 void DoLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  RINGFS_FUSE_OP(Lookup);
+  Filesystem* fs = Fs(req);
+  // A create's own probe, in a directory whose every name this mount knows.
+  if (fs->dirs().KnownAbsent(parent, name)) return ReplyAbsent(req);
   wire::MetaRequest m;
   m.parent = parent;
   m.name = name;
   wire::MetaReply r;
-  Status st = Fs(req)->MetaCall(Op::kLookup, m, &r, req);
-  if (st.code() == ENOENT) {
-    // A negative entry the kernel must not cache: another client may create it.
-    fuse_entry_param e{};
-    e.ino = 0;
-    e.entry_timeout = 0;
-    fuse_reply_entry(req, &e);
-    return;
-  }
+  Status st = fs->MetaCall(Op::kLookup, m, &r, req);
+  if (st.code() == ENOENT) return ReplyAbsent(req);
   if (!st.ok()) return ReplyStatus(req, st);
   ReplyEntry(req, r.attr);
 }
 
 void DoForget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
+  RINGFS_FUSE_OP(Forget);
   Fs(req)->Forget(ino, nlookup);
   fuse_reply_none(req);
 }
 
 void DoForgetMulti(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
+  RINGFS_FUSE_OP(ForgetMulti);
   for (size_t i = 0; i < count; i++) Fs(req)->Forget(forgets[i].ino, forgets[i].nlookup);
   fuse_reply_none(req);
 }
 
 void DoGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+  RINGFS_FUSE_OP(Getattr);
   Filesystem* fs = Fs(req);
   // A file open here is answered locally: its attributes were refreshed at
   // open and include this client's own writes.
@@ -81,6 +90,7 @@ void DoGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
 }
 
 void DoSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info*) {
+  RINGFS_FUSE_OP(Setattr);
   Filesystem* fs = Fs(req);
   auto inode = fs->Get(ino);
   wire::MetaRequest m;
@@ -151,31 +161,42 @@ void MakeNode(fuse_req_t req, Op op, fuse_ino_t parent, const char* name, mode_t
   m.rdev = static_cast<uint32_t>(rdev);
   if (target) m.value = target;
   wire::MetaReply r;
-  Status st = Fs(req)->MetaCall(op, m, &r, req);
+  Filesystem* fs = Fs(req);
+  const DirCache::Mark mark = fs->dirs().Begin(parent);
+  Status st = fs->MetaCall(op, m, &r, req);
+  if (st.code() == EEXIST) fs->dirs().Forget(parent);  // we thought it absent
   if (!st.ok()) return ReplyStatus(req, st);
+  fs->dirs().Added(parent, name);
+  if (op == Op::kMkdir) fs->dirs().Created(r.attr.ino, mark);  // empty, and ours
   ReplyEntry(req, r.attr);
 }
 
 void DoMknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
+  RINGFS_FUSE_OP(Mknod);
   MakeNode(req, Op::kMknod, parent, name, mode, rdev, nullptr);
 }
 
 void DoMkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
+  RINGFS_FUSE_OP(Mkdir);
   MakeNode(req, Op::kMkdir, parent, name, mode | S_IFDIR, 0, nullptr);
 }
 
 void DoSymlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name) {
+  RINGFS_FUSE_OP(Symlink);
   MakeNode(req, Op::kSymlink, parent, name, S_IFLNK | 0777, 0, link);
 }
 
 void DoLink(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname) {
+  RINGFS_FUSE_OP(Link);
   wire::MetaRequest m;
   m.ino = ino;
   m.newparent = newparent;
   m.newname = newname;
   wire::MetaReply r;
   Status st = Fs(req)->MetaCall(Op::kLink, m, &r, req);
+  if (st.code() == EEXIST) Fs(req)->dirs().Forget(newparent);
   if (!st.ok()) return ReplyStatus(req, st);
+  Fs(req)->dirs().Added(newparent, newname);
   ReplyEntry(req, r.attr);
 }
 
@@ -185,15 +206,21 @@ void Remove(fuse_req_t req, Op op, fuse_ino_t parent, const char* name) {
   m.name = name;
   wire::MetaReply r;
   Status st = Fs(req)->MetaCall(op, m, &r, req);
-  if (st.ok()) Fs(req)->NoteUnlinked(r.attr);
+  if (st.ok()) {
+    Fs(req)->NoteUnlinked(r.attr);
+    Fs(req)->dirs().Removed(parent, name);
+  }
   ReplyStatus(req, st);
 }
 
-void DoUnlink(fuse_req_t req, fuse_ino_t parent, const char* name) { Remove(req, Op::kUnlink, parent, name); }
-void DoRmdir(fuse_req_t req, fuse_ino_t parent, const char* name) { Remove(req, Op::kRmdir, parent, name); }
+void DoUnlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  RINGFS_FUSE_OP(Unlink); Remove(req, Op::kUnlink, parent, name); }
+void DoRmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  RINGFS_FUSE_OP(Rmdir); Remove(req, Op::kRmdir, parent, name); }
 
 void DoRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent,
               const char* newname, unsigned int flags) {
+  RINGFS_FUSE_OP(Rename);
   wire::MetaRequest m;
   m.parent = parent;
   m.name = name;
@@ -202,11 +229,20 @@ void DoRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t ne
   m.flags = flags;
   wire::MetaReply r;
   Status st = Fs(req)->MetaCall(Op::kRename, m, &r, req);
-  if (st.ok()) Fs(req)->NoteUnlinked(r.attr);
+  DirCache& dirs = Fs(req)->dirs();
+  if (st.code() == EEXIST) dirs.Forget(newparent);
+  if (st.ok()) {
+    Fs(req)->NoteUnlinked(r.attr);
+    if (!(flags & RENAME_EXCHANGE)) {  // an exchange keeps both names
+      dirs.Removed(parent, name);
+      dirs.Added(newparent, newname);
+    }
+  }
   ReplyStatus(req, st);
 }
 
 void DoReadlink(fuse_req_t req, fuse_ino_t ino) {
+  RINGFS_FUSE_OP(Readlink);
   wire::MetaRequest m;
   m.ino = ino;
   wire::MetaReply r;
@@ -215,14 +251,28 @@ void DoReadlink(fuse_req_t req, fuse_ino_t ino) {
   fuse_reply_readlink(req, r.value.c_str());
 }
 
+// A listing read from offset 0 to the end without a gap tells the mount
+// every name in the directory (DirCache::Listed).
+struct Listing {
+  DirCache::Mark mark;
+  uint64_t incarnation = 0, seq = 0;
+  std::vector<std::string> names;
+  off_t next = 0;      // the offset after the last entry returned
+  bool whole = false;  // still a listing from the start
+};
+Listing* ListingOf(fuse_file_info* fi) { return reinterpret_cast<Listing*>(fi->fh); }
+
 void DoOpendir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
-  fi->fh = 0;
-  fuse_reply_open(req, fi);
+  RINGFS_FUSE_OP(Opendir);
+  auto* l = new Listing;
+  fi->fh = reinterpret_cast<uint64_t>(l);
+  if (fuse_reply_open(req, fi) != 0) delete l;
 }
 
 // Offsets: 1 and 2 are "." and ".."; an entry with metadata cookie c has
 // offset c + 2, so a listing resumes exactly after the last entry returned.
-void DoReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
+void DoReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+  RINGFS_FUSE_OP(Readdir);
   std::string buf(size, '\0');
   size_t used = 0;
   auto add = [&](const char* name, uint64_t child, uint32_t mode, off_t next) {
@@ -237,22 +287,52 @@ void DoReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file
   };
   if (off < 1 && !add(".", ino, S_IFDIR, 1)) return (void)fuse_reply_buf(req, buf.data(), used);
   if (off < 2 && !add("..", 1, S_IFDIR, 2)) return (void)fuse_reply_buf(req, buf.data(), used);
+  Listing* l = ListingOf(fi);
+  Filesystem* fs = Fs(req);
+  if (l && off == 0) {
+    *l = Listing{};
+    l->mark = fs->dirs().Begin(ino);
+    l->whole = true;
+  } else if (l && off > l->next) {
+    l->whole = false;  // a seek past what was listed
+  }
   wire::MetaRequest m;
   m.ino = ino;
   m.cookie = off > 2 ? static_cast<uint64_t>(off) - 2 : 0;
   m.max_entries = static_cast<uint32_t>(std::max<size_t>(16, size / 32));
   wire::MetaReply r;
-  Status st = Fs(req)->MetaCall(Op::kReaddir, m, &r, req);
+  Status st = fs->MetaCall(Op::kReaddir, m, &r, req);
   if (!st.ok()) return ReplyStatus(req, st);
+  if (l && l->whole && off == 0) {
+    l->incarnation = r.event_incarnation;
+    l->seq = r.event_seq;
+  }
+  bool all = true;
   for (const auto& e : r.entries) {
-    if (!add(e.name.c_str(), e.ino, e.mode, static_cast<off_t>(e.cookie + 2))) break;
+    if (!add(e.name.c_str(), e.ino, e.mode, static_cast<off_t>(e.cookie + 2))) {
+      all = false;
+      break;
+    }
+    if (l && l->whole) {
+      l->names.push_back(e.name);
+      l->next = std::max<off_t>(l->next, static_cast<off_t>(e.cookie + 2));
+    }
+  }
+  if (l && l->whole && all && r.eof) {
+    fs->dirs().Listed(ino, l->names, l->incarnation, l->seq, l->mark);
+    l->whole = false;
   }
   fuse_reply_buf(req, buf.data(), used);
 }
 
-void DoReleasedir(fuse_req_t req, fuse_ino_t, fuse_file_info*) { fuse_reply_err(req, 0); }
+void DoReleasedir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+  RINGFS_FUSE_OP(Releasedir);
+  delete ListingOf(fi);
+  fuse_reply_err(req, 0);
+}
 
 void DoStatfs(fuse_req_t req, fuse_ino_t) {
+  RINGFS_FUSE_OP(Statfs);
   wire::MetaRequest m;
   wire::MetaReply r;
   Status st = Fs(req)->MetaCall(Op::kStatfs, m, &r, req);
@@ -270,9 +350,17 @@ void DoStatfs(fuse_req_t req, fuse_ino_t) {
   fuse_reply_statfs(req, &sv);
 }
 
+// Entries are changed by the service as they are made, so a directory has
+// nothing of its own to write: fsyncdir makes the journal durable.
+void DoFsyncdir(fuse_req_t req, fuse_ino_t, int, fuse_file_info*) {
+  RINGFS_FUSE_OP(Fsyncdir);
+  ReplyStatus(req, Fs(req)->SyncMeta());
+}
+
 }  // namespace
 
 void FillNamespaceOps(fuse_lowlevel_ops* ops) {
+  ops->fsyncdir = DoFsyncdir;
   ops->lookup = DoLookup;
   ops->forget = DoForget;
   ops->forget_multi = DoForgetMulti;

@@ -10,6 +10,9 @@ namespace {
 using wire::Op;
 
 constexpr const char* kCaps = "security.capability";
+// On the root: this mount's request counters (common/op_stats.h); set to
+// "reset" to zero them.
+constexpr const char* kStats = "ringfs.stats";
 
 void ReplyValue(fuse_req_t req, const std::string& value, size_t size) {
   if (size == 0) return (void)fuse_reply_xattr(req, value.size());
@@ -26,6 +29,11 @@ void SetCapsKnownAbsent(fuse_req_t req, fuse_ino_t ino, bool absent) {
 
 void DoSetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size,
                 int flags) {
+  RINGFS_FUSE_OP(Setxattr);
+  if (ino == FUSE_ROOT_ID && std::strcmp(name, kStats) == 0) {
+    stats::ResetAll();
+    return (void)fuse_reply_err(req, 0);
+  }
   wire::MetaRequest m;
   m.ino = ino;
   m.name = name;
@@ -36,6 +44,8 @@ void DoSetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* va
 }
 
 void DoGetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
+  RINGFS_FUSE_OP(Getxattr);
+  if (ino == FUSE_ROOT_ID && std::strcmp(name, kStats) == 0) return ReplyValue(req, stats::DumpAll(), size);
   const bool caps = std::strcmp(name, kCaps) == 0;
   if (caps) {
     if (auto inode = Fs(req)->Find(ino)) {
@@ -54,6 +64,7 @@ void DoGetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
 }
 
 void DoListxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+  RINGFS_FUSE_OP(Listxattr);
   wire::MetaRequest m;
   m.ino = ino;
   wire::MetaReply r;
@@ -63,6 +74,7 @@ void DoListxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
 }
 
 void DoRemovexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
+  RINGFS_FUSE_OP(Removexattr);
   wire::MetaRequest m;
   m.ino = ino;
   m.name = name;

@@ -10,9 +10,14 @@ struct Options {
   std::string meta;                 // metadata service endpoint (required)
   double entry_timeout = 1.0;       // s the kernel caches names: cheap path walks
   double dir_attr_timeout = 1.0;    // s the kernel caches directory attributes
-  // Files: 0, so size and times always come from this client, which refreshes
-  // them from the metadata service on open (close-to-open consistency).
-  double file_attr_timeout = 0.0;
+  // Files too, as NFS does: another client's change shows within this
+  // time; open() always revalidates (close-to-open consistency).
+  double file_attr_timeout = 1.0;
+  // Absent names: how long the kernel may keep a negative entry.
+  double negative_timeout = 1.0;
+  // Answer lookups of absent names in directories known complete locally
+  // (fuse/dir_cache.h); off when the entry time is 0 (strict).
+  bool dir_cache = true;
   // Clean block cache. Files up to half of it are fetched whole even when
   // read randomly (-o cache_mb=N).
   uint64_t cache_bytes = 1024ull << 20;

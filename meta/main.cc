@@ -49,6 +49,9 @@ int main(int argc, char** argv) {
   app.add_option("--gossip", opt.gossip,
                  "gossip PUB endpoint to bind, e.g. tcp://10.0.0.1:7100 (default: the --listen "
                  "host, any port; block daemons learn it when they register)");
+  app.add_option("--events", opt.events,
+                 "namespace change events PUB endpoint, e.g. tcp://10.0.0.1:7101 (default: the "
+                 "--listen host, any port; mounts learn it from the cluster map reply)");
   std::string durability = "journal";
   app.add_option("--durability", durability,
                  "journal: a change is acknowledged once it is in the journal (it survives any "

@@ -32,6 +32,10 @@ Status GetAttr(Ctx& c) {
   // An open learns which version of each block is current.
   if (S_ISREG(n.attr.mode) && c.req.opens != 0) {
     RETURN_IF_ERROR(c.t.BlockRuns(n.attr.ino, 0, kMaxRuns, &c.rep->runs, &c.rep->runs_end));
+    // The kernel asks for this before the first write of every open.
+    auto caps = c.t.GetXattr(n.attr.ino, "security.capability");
+    if (!caps.ok() && caps.status().code() != ENODATA) return caps.status();
+    c.rep->no_caps = !caps.ok();
   }
   return Status::OK();
 }

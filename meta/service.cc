@@ -78,6 +78,7 @@ Status Service::Start() {
   sweeper_ = std::thread([this] { SweepLoop(); });
   RETURN_IF_ERROR(server_->Start());
   RETURN_IF_ERROR(StartGossip());
+  RETURN_IF_ERROR(events_.Start(opts_.events.empty() ? gossip::DefaultEndpoint(endpoint()) : opts_.events));
   if (!opts_.addr_file.empty())
     RETURN_IF_ERROR(WriteFileAtomically(opts_.addr_file, endpoint() + "\n"));
   LOG_INFO("ringfs-meta serving %s on %s", opts_.dir.c_str(), endpoint().c_str());
@@ -109,6 +110,7 @@ void Service::Stop() {
     gossip_->Leave();
     gossip_->Stop();
   }
+  events_.Stop();
   {
     std::lock_guard<std::mutex> lock(sweep_mu_);
     sweep_stop_ = true;
@@ -189,6 +191,31 @@ void Service::Reclaim(uint64_t ino, std::shared_ptr<rpc::Responder> resp) {
   if (resp) Acknowledge(std::move(*resp), st, wire::MetaReply{});
 }
 
+// After the change is applied: a mount that hears of it and asks again
+// finds it.
+void Service::PublishChanges(Op op, const wire::MetaRequest& req) {
+  std::vector<wire::DirChange> changes;
+  switch (op) {
+    case Op::kMknod:
+    case Op::kMkdir:
+    case Op::kSymlink:
+    case Op::kUnlink:
+    case Op::kRmdir:
+      changes.push_back({req.parent, req.name});
+      break;
+    case Op::kLink:
+      changes.push_back({req.newparent, req.newname});
+      break;
+    case Op::kRename:
+      changes.push_back({req.parent, req.name});
+      changes.push_back({req.newparent, req.newname});
+      break;
+    default:
+      return;
+  }
+  events_.Publish(req.session, std::move(changes));
+}
+
 void Service::Acknowledge(rpc::Responder&& r, const Status& st, wire::MetaReply&& rep) {
   Journal& j = ns_->env().journal();
   if (!st.ok() || !j.strict()) {
@@ -255,7 +282,10 @@ void Service::Handle(rpc::Message&& m, rpc::Responder&& r) {
   if (op == Op::kClose) {
     // The last close of a file unlinked meanwhile (perhaps by another
     // client) reclaims it; Reclaim itself checks that it is an orphan.
-    if (open_files_.Close(req.session, req.ino, now) == 0) Reclaim(req.ino);
+    // Several at once (open_inos), or one (ino).
+    if (req.open_inos.empty()) req.open_inos.push_back(req.ino);
+    for (uint64_t ino : req.open_inos)
+      if (open_files_.Close(req.session, ino, now) == 0) Reclaim(ino);
     return Send(r, Status::OK(), wire::MetaReply{});
   }
   if (op == Op::kSessionBeat) {
@@ -271,6 +301,7 @@ void Service::Handle(rpc::Message&& m, rpc::Responder&& r) {
     if (!st.ok()) rep = wire::MetaReply();
     if (st.ok() && op == Op::kMknod && req.opens != 0)
       open_files_.Open(req.session, rep.attr.ino, OpenFiles::Clock::now());
+    if (st.ok()) PublishChanges(op, req);
     return Acknowledge(std::move(r), st, std::move(rep));
   }
   // An open is counted before the inode is read, so a reclaim cannot delete
@@ -296,6 +327,20 @@ Status Service::HandleDirect(Op op, const wire::MetaRequest& req, wire::MetaRepl
     }
     case Op::kGetMap:
       rep->map = nodes_->Map();
+      rep->events_addr = events_.endpoint();
+      rep->event_incarnation = events_.incarnation();
+      rep->event_seq = events_.seq();
+      return Status::OK();
+    case Op::kReaddir:
+      // Read before the listing: every event up to it is in the listing.
+      rep->event_incarnation = events_.incarnation();
+      rep->event_seq = events_.seq();
+      {
+        const uint64_t seq = rep->event_seq, inc = rep->event_incarnation;
+        RETURN_IF_ERROR(ns_->Read(op, req, rep));
+        rep->event_seq = seq;
+        rep->event_incarnation = inc;
+      }
       return Status::OK();
     case Op::kNodeAdd:
     case Op::kNodeRemove: {

@@ -15,6 +15,7 @@
 
 #include "common/rpc.h"
 #include "common/status.h"
+#include "meta/events.h"
 #include "meta/gc.h"
 #include "meta/namespace.h"
 #include "meta/nodes.h"
@@ -53,6 +54,8 @@ struct ServiceOptions {
   // Gossip PUB endpoint; empty = the --listen host, any port. It is given
   // to block daemons as their seed when they register.
   std::string gossip;
+  // Namespace change events PUB endpoint; empty = the --listen host, any port.
+  std::string events;
 };
 
 class Service {
@@ -71,6 +74,7 @@ class Service {
   explicit Service(ServiceOptions opts) : opts_(std::move(opts)) {}
   void Handle(rpc::Message&& m, rpc::Responder&& r);
   Status HandleDirect(wire::Op op, const wire::MetaRequest& req, wire::MetaReply* rep);
+  void PublishChanges(wire::Op op, const wire::MetaRequest& req);
   // Sends a mutation's reply: at once, or in strict mode once it is on disk.
   void Acknowledge(rpc::Responder&& r, const Status& st, wire::MetaReply&& rep);
   // Queued; a no-op unless `ino` is an orphan open nowhere. Answers `resp`
@@ -97,6 +101,7 @@ class Service {
   // Membership and liveness spread to and from every daemon and mount.
   std::unique_ptr<gossip::ZmqGossip> gossip_;
   std::atomic<gossip::ZmqGossip*> gossip_live_{nullptr};  // set once started
+  EventPublisher events_;
   std::unique_ptr<rpc::Server> server_;  // last: destroyed first
 };
 
