@@ -36,8 +36,9 @@ pid_of() { cat "$D/run/$1.pid"; }
 # A second mount of the same cluster (its own client, cold caches).
 mount_second() {
   local m=$1
+  shift
   mkdir -p "$m"
-  "$BIN/ringfs-mount" --meta="$(meta_endpoint)" "$m" >"$T/mount2.log" 2>&1
+  "$BIN/ringfs-mount" --meta="$(meta_endpoint)" "$@" "$m" >"$T/mount2.log" 2>&1
   EXTRA_MOUNTS+=("$m")
 }
 
