@@ -104,6 +104,9 @@ int main(int argc, char** argv) {
   }
   req.mode = 0;
   (void)client.Call(wire::Op::kRmdir, req, &rep);
+  // The service's own view: time in its handler per op, since it started.
+  wire::MetaReply status;
+  if (client.Call(wire::Op::kClusterStatus, wire::MetaRequest{}, &status).ok()) printf("%s", status.value.c_str());
   printf("failures %d\n", failures);
   return failures ? 1 : 0;
 }

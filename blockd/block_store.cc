@@ -22,23 +22,73 @@ namespace ringfs::blockd {
 namespace {
 
 constexpr uint32_t kMagic = 0x42534652;  // "RFSB"
-constexpr uint32_t kFormatVersion = 2;
-constexpr off_t kDataStart = 4096;  // the header area; data follows
+// Format 3, every block created now: a 512-byte header, data from file
+// offset 512. Format 2, blocks created before it: a 4096-byte header area,
+// data from file offset 4096; read and rewritten in place, never created.
+// Both use the same header struct (format 2 the first 320 bytes of it).
+constexpr uint32_t kFormatVersion = 3;
+constexpr uint32_t kFormatV2 = 2;
+constexpr off_t kDataStart = 512;     // format 3: the header sector; data follows
+constexpr off_t kV2DataStart = 4096;  // format 2: the header page; data follows
 constexpr uint32_t kChunk = 64 << 10;
 constexpr uint32_t kChunks = wire::kBlockSize / kChunk;
 // A nonzero seed, so a run of zeros does not sum to zero.
 constexpr uint32_t kCrcSeed = 0xFFFFFFFF;
 
-// On-disk format, version 2: a 4096-byte header area, then the block's data
-// (file offset 4096 + block offset; holes read as zeros). The header area
-// starts with the struct below, in host byte order (little-endian everywhere
-// we run), written by one pwrite of under 512 bytes so the disk writes it
-// whole or not at all. What keeps a crash from serving wrong bytes:
+// On-disk format, version 3: a 512-byte header, then the block's data (file
+// offset 512 + block offset; holes read as zeros). The header is the struct
+// below, in host byte order (little-endian everywhere we run), 512 bytes in
+// all: one disk sector, written by one pwrite at offset 0, so the disk
+// writes it whole or not at all, and its CRC covers every byte of it but its
+// own, so a flipped byte anywhere in a block file is caught (header: its CRC;
+// data: the chunk's).
+//
+// Why 512 and not 4096 (format 2): a block holds only the bytes written, so
+// most blocks of a tree of small files are a few KiB; with a 4 KiB header
+// area each took one filesystem block more than its data (a 2 KiB file: 8 KiB
+// on disk, 4 KiB now: header and data share one 4 KiB filesystem block when
+// length <= 3584). The header holds 320 bytes (fixed fields and 64 chunk
+// CRCs); the rest of the sector is spare, zero and checksummed, and keeps the
+// data sector-aligned. The price is data that is not page-aligned: a write's
+// first and last pages are partly header or neighbouring bytes, so the page
+// cache merges into them. That costs a disk read only where an edge page
+// holds old bytes that are not cached: past the old end there are none, a
+// write that keeps old bytes of a chunk has just read that chunk back for its
+// checksum (NewCrcs), and page 0 holds the header just read. What pays, up to
+// two 4 KiB reads, is a page-aligned write meeting cold old bytes: an
+// overwrite of whole chunks, or an aligned append, to a block not in the page
+// cache. A chunk read spans 17 pages instead of 16.
+//
+// The header was not put after the data: it would move as the block grows,
+// and an extending write would overwrite it with data before the new one
+// landed, so a crash in between would leave no valid header and every
+// acknowledged byte of the block unreadable (on every replica, for a cluster
+// that loses power at once); in front it is rewritten in place, and the old
+// one stays valid until the new one replaces it.
+//
+// What keeps a crash from serving wrong bytes (both formats):
 //  - a new file gets its header before any data, so an empty file is a block
 //    whose creation died: it holds nothing;
 //  - a write lands its data first and its header second, so a crash between
-//    leaves old checksums over new bytes: an EIO, never wrong data;
+//    leaves old checksums over new bytes: an EIO, never wrong data (in format
+//    3 the header and a block's first 3584 bytes share a page, written back
+//    together, but the disk may still persist its sectors in any order: any
+//    mix of old and new header, old and new data is one of these cases);
 //  - bytes past `length` are never trusted: the next extending write cuts them.
+//
+// Format 2 blocks (clusters from before format 3) are upgraded in place, not
+// converted: reads, writes, cuts, scrub and drops work on them in their
+// layout, and a write or cut keeps a block in format 2: converting means
+// moving every byte 3584 bytes towards the start of the file, and for a block
+// over 3584 bytes the new place overlaps the old, so it cannot be done in
+// place without a window where a crash leaves neither layout whole (or
+// without a second file and a rename, for a saving of one 4 KiB filesystem
+// block per block). A block becomes format 3 when its bytes are discarded
+// anyway: a replacement (a repair, or a copy the mover makes), a write that
+// starts it afresh (a leftover from before a truncation) or that rewrites a
+// block whose header is corrupt, and of course one removed and written again;
+// so a cluster's files move to the new format as they are rewritten. Format
+// 2 blocks rewritten in place stay readable by a binary from before format 3.
 }  // namespace
 
 struct BlockHeader {
@@ -54,12 +104,20 @@ struct BlockHeader {
   // and replacement, each accepted only on top of the version it names.
   wire::BlockVersion version;
   uint32_t reserved = 0;
-  uint32_t header_crc = 0;  // of every byte above
+  // Format 3: of every other byte of the 512; format 2: of every byte above.
+  uint32_t header_crc = 0;
+  // Format 3: zeros (covered by header_crc). Format 2 never wrote this part
+  // of its header area (it reads as zeros, unchecked).
+  char spare[192] = {};
 };
 
 namespace {
 using Header = BlockHeader;
-static_assert(sizeof(Header) <= 512);
+// Format 2's header: the struct up to `spare`, 320 bytes, written and
+// checked as they always were.
+constexpr size_t kV2HeaderBytes = offsetof(Header, spare);
+static_assert(kV2HeaderBytes == 320);
+static_assert(sizeof(Header) == kDataStart, "format 3's header is exactly one 512-byte sector");
 static_assert(wire::kBlockSize % kChunk == 0);
 
 enum class HeaderState { kEmpty, kValid, kCorrupt };
@@ -77,8 +135,16 @@ uint32_t CrcZeros(size_t n, uint32_t crc) {
 }
 
 uint32_t HeaderCrc(const Header& h) {
-  return Crc(reinterpret_cast<const char*>(&h), offsetof(Header, header_crc));
+  const char* p = reinterpret_cast<const char*>(&h);
+  constexpr size_t kBefore = offsetof(Header, header_crc), kAfter = kBefore + sizeof h.header_crc;
+  const uint32_t crc = Crc(p, kBefore);
+  return h.format == kFormatV2 ? crc : Crc(p + kAfter, sizeof h - kAfter, crc);
 }
+
+// Where the block's byte 0 is in its file.
+off_t DataStart(const Header& h) { return h.format == kFormatV2 ? kV2DataStart : kDataStart; }
+// The header's bytes on disk.
+size_t HeaderBytes(const Header& h) { return h.format == kFormatV2 ? kV2HeaderBytes : sizeof h; }
 
 uint32_t DivCeil(uint64_t a, uint32_t b) { return static_cast<uint32_t>((a + b - 1) / b); }
 
@@ -140,7 +206,8 @@ Header EmptyHeader(uint64_t ino, uint64_t index) {
 }
 
 // An empty file is a block whose creation crashed before its first header:
-// nothing in it was ever acknowledged, so it holds no bytes.
+// nothing in it was ever acknowledged, so it holds no bytes. A file shorter
+// than its format's header (a torn creation, or one cut short) is corrupt.
 HeaderState LoadHeader(DiskIo* io, int fd, uint64_t ino, uint64_t index, Header* h) {
   ssize_t n;
   do {
@@ -150,7 +217,11 @@ HeaderState LoadHeader(DiskIo* io, int fd, uint64_t ino, uint64_t index, Header*
     *h = EmptyHeader(ino, index);
     return HeaderState::kEmpty;
   }
-  if (n != sizeof *h || h->magic != kMagic || h->format != kFormatVersion ||
+  if (n < 0) return HeaderState::kCorrupt;
+  // What the file did not hold reads as zeros (format 2: its unwritten spare).
+  memset(reinterpret_cast<char*>(h) + n, 0, sizeof *h - static_cast<size_t>(n));
+  if ((h->format != kFormatVersion && h->format != kFormatV2) ||
+      static_cast<size_t>(n) < HeaderBytes(*h) || h->magic != kMagic ||
       h->chunk_bytes != kChunk || h->length > wire::kBlockSize || h->ino != ino ||
       h->index != index || h->header_crc != HeaderCrc(*h)) {
     return HeaderState::kCorrupt;
@@ -158,16 +229,22 @@ HeaderState LoadHeader(DiskIo* io, int fd, uint64_t ino, uint64_t index, Header*
   return HeaderState::kValid;
 }
 
+// Writes the header in its block's format: format 3's whole sector, or
+// format 2's 320 bytes exactly as format 2 always wrote them.
 Status StoreHeader(DiskIo* io, int fd, Header* h) {
   h->header_crc = HeaderCrc(*h);
-  return WriteAll(io, fd, reinterpret_cast<const char*>(h), sizeof *h, 0);
+  return WriteAll(io, fd, reinterpret_cast<const char*>(h), HeaderBytes(*h), 0);
 }
 
 // Bytes the file could hold past its header; what a corrupt block counts as.
-uint32_t FileDataBytes(int fd) {
+// `h` is whatever its header area reads as: the format field, if it still
+// says 2, places the data, else format 3 does (deterministic either way, so a
+// scan and a later rewrite or removal count the same file the same).
+uint32_t FileDataBytes(int fd, const Header& h) {
   struct stat st;
-  if (fstat(fd, &st) != 0 || st.st_size <= kDataStart) return 0;
-  return static_cast<uint32_t>(std::min<off_t>(st.st_size - kDataStart, wire::kBlockSize));
+  const off_t start = DataStart(h);
+  if (fstat(fd, &st) != 0 || st.st_size <= start) return 0;
+  return static_cast<uint32_t>(std::min<off_t>(st.st_size - start, wire::kBlockSize));
 }
 
 // Loads the header of a block about to be rewritten; `counted` gets the bytes
@@ -176,7 +253,7 @@ HeaderState LoadForRewrite(DiskIo* io, int fd, uint64_t ino, uint64_t index, Hea
                            uint32_t* counted) {
   const HeaderState state = LoadHeader(io, fd, ino, index, h);
   *counted = state == HeaderState::kValid     ? h->length
-             : state == HeaderState::kCorrupt ? FileDataBytes(fd)
+             : state == HeaderState::kCorrupt ? FileDataBytes(fd, *h)
                                               : 0;
   return state;
 }
@@ -185,7 +262,7 @@ HeaderState LoadForRewrite(DiskIo* io, int fd, uint64_t ino, uint64_t index, Hea
 // every chunk against the header.
 Status ReadVerified(DiskIo* io, int fd, const Header& h, uint32_t from, uint32_t to, char* buf) {
   const uint32_t begin = from * kChunk, end = std::min(to * kChunk, h.length);
-  RETURN_IF_ERROR(ReadAll(io, fd, buf, end - begin, kDataStart + begin));
+  RETURN_IF_ERROR(ReadAll(io, fd, buf, end - begin, DataStart(h) + begin));
   for (uint32_t c = from; c < to; c++) {
     const uint32_t cs = c * kChunk, ce = std::min(cs + kChunk, h.length);
     if (Crc(buf + (cs - begin), ce - cs) != h.crc[c]) {
@@ -307,7 +384,7 @@ Result<std::unique_ptr<BlockStore>> BlockStore::Open(const std::string& dir,
 Status BlockStore::Scan() {
   std::vector<std::string> shards, inodes;
   RETURN_IF_ERROR(ListDir(dir_ + "/blocks", &shards));
-  int64_t used = 0, blocks = 0, corrupt = 0;
+  int64_t used = 0, blocks = 0, corrupt = 0, v2 = 0;
   for (const auto& shard : shards) {
     if (!ListDir(dir_ + "/blocks/" + shard, &inodes).ok()) continue;
     for (const auto& name : inodes) {
@@ -323,15 +400,17 @@ Status BlockStore::Scan() {
         Header h;
         HeaderState hs = LoadHeader(io_, fd.get(), ino, index, &h);
         if (hs == HeaderState::kCorrupt) corrupt++;
-        used += hs == HeaderState::kCorrupt ? FileDataBytes(fd.get()) : h.length;
+        if (hs == HeaderState::kValid && h.format == kFormatV2) v2++;
+        used += hs == HeaderState::kCorrupt ? FileDataBytes(fd.get(), h) : h.length;
         blocks++;
       }
     }
   }
   used_ = used;
   blocks_ = blocks;
-  LOG_INFO("block store %s: %" PRId64 " blocks, %" PRId64 " bytes, %" PRId64 " corrupt headers",
-           dir_.c_str(), blocks, used, corrupt);
+  LOG_INFO("block store %s: %" PRId64 " blocks (%" PRId64 " in format 2), %" PRId64
+           " bytes, %" PRId64 " corrupt headers",
+           dir_.c_str(), blocks, v2, used, corrupt);
   return Status::OK();
 }
 
@@ -432,18 +511,22 @@ Status BlockStore::Write(uint64_t ino, uint64_t index, uint32_t offset, std::str
     // Whole chunks only: a partial one is likely to be written again soon.
     const uint64_t end = offset + data.size();
     const uint64_t a = DivCeil(offset, kChunk) * uint64_t{kChunk}, b = end / kChunk * kChunk;
-    if (b > a) sync_file_range(fd, kDataStart + a, b - a, SYNC_FILE_RANGE_WRITE);
+    if (b > a) sync_file_range(fd, DataStart(old) + a, b - a, SYNC_FILE_RANGE_WRITE);
   }
   return Status::OK();
 }
 
 // Makes the block hold no bytes (header first, as CutBlock does), keeping
-// its version until the write that follows sets the next one.
+// its version until the write that follows sets the next one. The empty
+// block is in the current format whatever the old one was: a format 2 block
+// becomes format 3 here. Its 512-byte header lies inside format 2's header
+// page, so a crash before the ftruncate leaves either the old header or the
+// new one, whose length 0 makes everything after it bytes past the end.
 Status BlockStore::Empty(const Opened& f, BlockHeader* h, uint32_t counted) {
   Header empty = EmptyHeader(h->ino, h->index);
   empty.version = h->version;
   RETURN_IF_ERROR(StoreHeader(io_, f.fd.get(), &empty));
-  if (ftruncate(f.fd.get(), kDataStart) != 0) return Status::Error(errno, "ftruncate " + f.path);
+  if (ftruncate(f.fd.get(), DataStart(empty)) != 0) return Status::Error(errno, "ftruncate " + f.path);
   used_ -= counted;
   *h = empty;
   return Status::OK();
@@ -462,22 +545,23 @@ Status BlockStore::WriteData(const Opened& f, const BlockHeader& old, uint32_t c
     return Status::OK();
   }
   const uint32_t end = offset + static_cast<uint32_t>(data.size());
+  const off_t start = DataStart(old);  // the block keeps its format
   struct stat sb;
   if (fstat(fd, &sb) != 0) return Status::Error(errno, "fstat " + f.path);
   // Bytes past `length` are left by a write that died before its header or by
   // a replaced block: cut them, so a gap left by this write reads as zeros.
-  if (sb.st_size > kDataStart + old.length) {
-    if (ftruncate(fd, kDataStart + old.length) != 0) return Status::Error(errno, "ftruncate");
-    sb.st_size = kDataStart + old.length;
+  if (sb.st_size > start + old.length) {
+    if (ftruncate(fd, start + old.length) != 0) return Status::Error(errno, "ftruncate");
+    sb.st_size = start + old.length;
   }
   // Allocate first: a full disk then fails before any byte changes, not
   // halfway through an overwrite of bytes the old checksums describe.
   if (end > old.length || sb.st_blocks * 512 < sb.st_size) {
-    if (io_->Fallocate(fd, kDataStart + offset, data.size()) != 0 && errno != EOPNOTSUPP)
+    if (io_->Fallocate(fd, start + offset, data.size()) != 0 && errno != EOPNOTSUPP)
       return Status::Error(errno, "fallocate " + f.path);
   }
   RETURN_IF_ERROR(NewCrcs(io_, fd, old, offset, data, &next));
-  RETURN_IF_ERROR(WriteAll(io_, fd, data.data(), data.size(), kDataStart + offset));
+  RETURN_IF_ERROR(WriteAll(io_, fd, data.data(), data.size(), start + offset));
   RETURN_IF_ERROR(StoreHeader(io_, fd, &next));
   used_ += static_cast<int64_t>(next.length) - counted;
   return Status::OK();
@@ -585,7 +669,7 @@ Status BlockStore::CutBlock(uint64_t ino, uint64_t index, uint32_t cut, const Wr
   // Header first: if we die before the ftruncate, the next write that
   // extends the block cuts the stale bytes (see Write).
   RETURN_IF_ERROR(StoreHeader(io_, fd.get(), &next));
-  if (h.length > cut && ftruncate(fd.get(), kDataStart + cut) != 0)
+  if (h.length > cut && ftruncate(fd.get(), DataStart(h) + cut) != 0)
     return Status::Error(errno, "ftruncate " + path);
   used_ -= h.length - next.length;
   if (out) {
@@ -601,7 +685,7 @@ Status BlockStore::RemoveBlock(uint64_t ino, uint64_t index) {
   if (!fd.ok()) return errno == ENOENT ? Status::OK() : Status::Error(errno, "open " + path);
   Header h;
   HeaderState hs = LoadHeader(io_, fd.get(), ino, index, &h);
-  const uint32_t counted = hs == HeaderState::kCorrupt ? FileDataBytes(fd.get()) : h.length;
+  const uint32_t counted = hs == HeaderState::kCorrupt ? FileDataBytes(fd.get(), h) : h.length;
   if (unlink(path.c_str()) != 0) return Status::Error(errno, "unlink " + path);
   used_ -= counted;
   blocks_--;

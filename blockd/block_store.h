@@ -4,11 +4,13 @@
 //   DIR/blocks/<ino % 256, 2 hex digits>/<ino hex>/<index decimal>
 //
 // One directory per inode, so deleting an inode or cutting its tail lists one
-// directory instead of scanning everything. Each file is a 4 KiB header and
-// then the data at file offset 4096 + block offset. The header (see
-// block_store.cc) holds the length and a CRC32C of every 64 KiB chunk; every
-// read verifies the chunks it touches, so a torn or rotted block is an EIO,
-// never wrong bytes.
+// directory instead of scanning everything. Each file is a 512-byte header
+// and then the data at file offset 512 + block offset (format 3; blocks of
+// format 2, from before it, have a 4 KiB header area and their data at 4096 +
+// block offset, and are still read and written). The header (see
+// block_store.cc) holds the length, the version and a CRC32C of every 64 KiB
+// chunk; every read verifies the chunks it touches, so a torn or rotted block
+// is an EIO, never wrong bytes.
 #pragma once
 
 #include <sys/types.h>

@@ -2,14 +2,23 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstring>
 #include <filesystem>
+#include <map>
+#include <mutex>
 #include <ostream>
 #include <random>
+#include <set>
 #include <thread>
 
+#include "blockd/scrub.h"
+#include "common/crc.h"
 #include "common/wire.h"
 
 namespace ringfs::blockd {
@@ -17,7 +26,8 @@ namespace {
 
 constexpr uint32_t kBlock = wire::kBlockSize;
 constexpr uint32_t kChunk = 64 << 10;
-constexpr off_t kDataStart = 4096;
+constexpr off_t kDataStart = 512;     // format 3: data after the 512-byte header
+constexpr off_t kV2DataStart = 4096;  // format 2 (blocks from before format 3)
 
 std::string Pattern(size_t n, uint32_t seed) {
   std::mt19937 rng(seed);
@@ -882,6 +892,489 @@ TEST_F(BlockStoreTest, FullDiskReturnsEnospcAndKeepsOldData) {
   // Repaired by a full rewrite once space is back.
   Put(31, 0, 0, d);
   EXPECT_TRUE(Same(Get(31, 0, 0, kBlock), d));
+}
+
+// --- On-disk formats. Format 3 (every block created now): a 512-byte
+// header, the data from file offset 512. Format 2 (blocks of clusters from
+// before format 3): a 4096-byte header area, the data from offset 4096; such
+// blocks are used in place.
+
+constexpr uint32_t kMagic = 0x42534652;
+constexpr uint32_t kCrcSeed = 0xFFFFFFFF;
+
+// Format 2's header as the store wrote it before format 3. Kept here, apart
+// from block_store.cc, so the store is checked against the old format and
+// not against itself.
+struct V2Header {
+  uint32_t magic = kMagic;
+  uint32_t format = 2;
+  uint32_t length = 0;
+  uint32_t chunk_bytes = kChunk;
+  uint64_t ino = 0;
+  uint64_t index = 0;
+  uint32_t crc[kBlock / kChunk] = {};
+  wire::BlockVersion version;
+  uint32_t reserved = 0;
+  uint32_t header_crc = 0;  // of every byte above
+};
+static_assert(sizeof(V2Header) == 320);
+
+uint32_t V2HeaderCrc(const V2Header& h) {
+  return Crc32c(&h, offsetof(V2Header, header_crc), kCrcSeed);
+}
+
+uint32_t ChunkCrc(const std::string& data, uint32_t c) {
+  const size_t n = std::min<size_t>(kChunk, data.size() - size_t{c} * kChunk);
+  return Crc32c(data.data() + size_t{c} * kChunk, n, kCrcSeed);
+}
+
+uint32_t Chunks(size_t length) { return static_cast<uint32_t>((length + kChunk - 1) / kChunk); }
+
+// Bytes 1..255: bytes cut off or read from a hole (zeros) are never right.
+std::string NonZeroPattern(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::string s(n, '\0');
+  for (auto& c : s) c = static_cast<char>(1 + rng() % 255);
+  return s;
+}
+
+class FormatTest : public BlockVersionStoreTest {
+ protected:
+  // A format 2 block file as the old store left it: the 320-byte header,
+  // nothing (a hole) up to 4096, the data. `file_size` >= 0 sets the size.
+  void WriteV2(uint64_t ino, uint64_t index, const std::string& data, wire::BlockVersion v,
+               off_t file_size = -1) {
+    const std::string path = Path(ino, index);
+    std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+    V2Header h;
+    h.ino = ino;
+    h.index = index;
+    h.length = static_cast<uint32_t>(data.size());
+    h.version = v;
+    for (uint32_t c = 0; c < Chunks(data.size()); c++) h.crc[c] = ChunkCrc(data, c);
+    h.header_crc = V2HeaderCrc(h);
+    int fd = open(path.c_str(), O_CREAT | O_TRUNC | O_WRONLY, 0644);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(pwrite(fd, &h, sizeof h, 0), ssize_t(sizeof h));
+    if (!data.empty()) {
+      ASSERT_EQ(pwrite(fd, data.data(), data.size(), kV2DataStart), ssize_t(data.size()));
+    }
+    if (file_size >= 0) {
+      ASSERT_EQ(ftruncate(fd, file_size), 0);
+    }
+    close(fd);
+  }
+  // Reads a format 2 file the way the old store did, so what an older
+  // binary would make of it: a block rewritten in place must stay valid.
+  ::testing::AssertionResult ReadsAsV2(uint64_t ino, uint64_t index, const std::string& want,
+                                       wire::BlockVersion want_version) {
+    const std::string f = FileBytes(ino, index);
+    if (f.size() < sizeof(V2Header))
+      return ::testing::AssertionFailure() << "a file of " << f.size() << " bytes";
+    V2Header h;
+    memcpy(&h, f.data(), sizeof h);
+    if (h.magic != kMagic || h.format != 2 || h.chunk_bytes != kChunk || h.ino != ino ||
+        h.index != index || h.header_crc != V2HeaderCrc(h))
+      return ::testing::AssertionFailure() << "not a valid format 2 header";
+    if (!(h.version == want_version))
+      return ::testing::AssertionFailure() << "at version " << h.version << ", want " << want_version;
+    if (h.length != want.size())
+      return ::testing::AssertionFailure() << "length " << h.length << ", want " << want.size();
+    if (h.length > 0 && f.size() != size_t(kV2DataStart) + h.length)
+      return ::testing::AssertionFailure() << "file of " << f.size() << " bytes for " << h.length;
+    const std::string data = h.length ? f.substr(kV2DataStart) : std::string();
+    for (uint32_t c = 0; c < Chunks(data.size()); c++)
+      if (h.crc[c] != ChunkCrc(data, c)) return ::testing::AssertionFailure() << "chunk " << c;
+    return Same(data, want);
+  }
+  std::string FileBytes(uint64_t ino, uint64_t index) {
+    std::string s(std::filesystem::file_size(Path(ino, index)), '\0');
+    int fd = open(Path(ino, index).c_str(), O_RDONLY);
+    EXPECT_GE(fd, 0);
+    EXPECT_EQ(pread(fd, s.data(), s.size(), 0), ssize_t(s.size()));
+    close(fd);
+    return s;
+  }
+  // Replaces the block file with `bytes` behind the store's back.
+  void PutFile(uint64_t ino, uint64_t index, std::string_view bytes) {
+    int fd = open(Path(ino, index).c_str(), O_WRONLY | O_TRUNC);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(pwrite(fd, bytes.data(), bytes.size(), 0), ssize_t(bytes.size()));
+    close(fd);
+  }
+  uint32_t FormatOf(uint64_t ino, uint64_t index) {
+    uint32_t f = 0;
+    memcpy(&f, FileBytes(ino, index).data() + 4, sizeof f);
+    return f;
+  }
+  off_t FileSize(uint64_t ino, uint64_t index) {
+    return static_cast<off_t>(std::filesystem::file_size(Path(ino, index)));
+  }
+  int VerifyErr(uint64_t ino, uint64_t index) {
+    wire::BlockVersion v;
+    uint32_t len;
+    return store_->Verify(ino, index, &v, &len).code();
+  }
+
+  // The block's file cut to `x` bytes must read as: an empty block at 0 (a
+  // creation that died before its header), EIO while its header is short;
+  // then every chunk whose bytes are all in the file reads right and every
+  // other one is EIO, as is a whole read or a verify while any is missing.
+  void CheckCut(uint64_t ino, uint64_t index, const std::string& file, const std::string& data,
+                off_t start, size_t header_bytes, off_t x) {
+    SCOPED_TRACE("file cut to " + std::to_string(x) + " bytes of " + std::to_string(file.size()));
+    PutFile(ino, index, std::string_view(file).substr(0, x));
+    auto whole = store_->Read(ino, index, 0, kBlock);
+    if (x == 0) {
+      ASSERT_TRUE(whole.ok()) << whole.status().ToString();
+      EXPECT_EQ(whole->size(), 0u);
+      EXPECT_EQ(whole->length, 0u);
+      EXPECT_EQ(VerifyErr(ino, index), 0);
+      return;
+    }
+    if (static_cast<size_t>(x) < header_bytes) {
+      EXPECT_EQ(whole.ok() ? 0 : whole.status().code(), EIO);
+      EXPECT_EQ(VerifyErr(ino, index), EIO);
+      return;
+    }
+    if (static_cast<size_t>(x) >= start + data.size()) {
+      ASSERT_TRUE(whole.ok()) << whole.status().ToString();
+      EXPECT_TRUE(Same(std::string(whole->data(), whole->size()), data));
+      EXPECT_EQ(VerifyErr(ino, index), 0);
+    } else {
+      EXPECT_EQ(whole.ok() ? 0 : whole.status().code(), EIO);
+      EXPECT_EQ(VerifyErr(ino, index), EIO);
+    }
+    for (uint32_t c = 0; c < Chunks(data.size()); c++) {
+      const size_t cs = size_t{c} * kChunk, n = std::min<size_t>(kChunk, data.size() - cs);
+      auto r = store_->Read(ino, index, c * kChunk, kChunk);
+      if (static_cast<size_t>(x) >= start + cs + n) {
+        ASSERT_TRUE(r.ok()) << "chunk " << c << ": " << r.status().ToString();
+        EXPECT_TRUE(Same(std::string(r->data(), r->size()), data.substr(cs, n))) << "chunk " << c;
+      } else {
+        EXPECT_EQ(r.ok() ? 0 : r.status().code(), EIO) << "chunk " << c;
+      }
+    }
+  }
+  // Cut points: every byte of a small file; of a larger one every byte of
+  // the header, every 7th up to the first data bytes, both sides of every
+  // chunk boundary and of the end, and random ones.
+  std::vector<off_t> CutPoints(off_t size, off_t start, size_t header_bytes, uint32_t seed) {
+    std::set<off_t> s;
+    const off_t every = size <= 8192 ? size : static_cast<off_t>(header_bytes) + 16;
+    for (off_t x = 0; x <= every; x++) s.insert(x);
+    for (off_t x = every; x <= std::min<off_t>(size, start + 600); x += 7) s.insert(x);
+    for (off_t c = start; c < size; c += kChunk)
+      for (off_t d = -3; d <= 3; d++)
+        if (c + d >= 0 && c + d <= size) s.insert(c + d);
+    for (off_t x = std::max<off_t>(0, size - 8); x <= size; x++) s.insert(x);
+    std::mt19937 rng(seed);
+    for (int i = 0; i < 300; i++) s.insert(rng() % (size + 1));
+    return std::vector<off_t>(s.begin(), s.end());
+  }
+
+  // A byte flipped at file offset `at`: caught (EIO on a whole read and a
+  // verify; of a data byte, on a read of its chunk, the others reading
+  // right) when `covered`, else (format 2's unused header space) harmless.
+  void CheckFlip(uint64_t ino, uint64_t index, const std::string& data, off_t start, off_t at,
+                 bool covered) {
+    SCOPED_TRACE("byte " + std::to_string(at) + " flipped");
+    FlipByte(ino, index, at);
+    auto whole = store_->Read(ino, index, 0, kBlock);
+    if (covered) {
+      EXPECT_EQ(whole.ok() ? 0 : whole.status().code(), EIO);
+      EXPECT_EQ(VerifyErr(ino, index), EIO);
+    } else {
+      ASSERT_TRUE(whole.ok()) << whole.status().ToString();
+      EXPECT_TRUE(Same(std::string(whole->data(), whole->size()), data));
+      EXPECT_EQ(VerifyErr(ino, index), 0);
+    }
+    if (at >= start) {
+      const uint32_t bad = static_cast<uint32_t>((at - start) / kChunk);
+      for (uint32_t c = 0; c < Chunks(data.size()); c++) {
+        auto r = store_->Read(ino, index, c * kChunk, 1);
+        if (c == bad) {
+          EXPECT_EQ(r.ok() ? 0 : r.status().code(), EIO) << "chunk " << c;
+        } else {
+          ASSERT_TRUE(r.ok()) << "chunk " << c << ": " << r.status().ToString();
+          EXPECT_EQ(std::string(r->data(), r->size()), data.substr(size_t{c} * kChunk, 1));
+        }
+      }
+    }
+    FlipByte(ino, index, at);  // back
+  }
+};
+
+TEST_F(FormatTest, NewBlocksHaveA512ByteHeaderAndSmallOnesShareItsFilesystemBlock) {
+  const std::string small = Pattern(3000, 60);
+  Put(60, 0, 0, small);
+  EXPECT_EQ(FormatOf(60, 0), 3u);
+  EXPECT_EQ(FileSize(60, 0), kDataStart + 3000);
+  EXPECT_TRUE(Same(FileBytes(60, 0).substr(kDataStart), small));
+  // The most a block can hold in the header's 4 KiB filesystem block.
+  const std::string most = Pattern(4096 - kDataStart, 61);
+  Put(60, 1, 0, most);
+  EXPECT_EQ(FileSize(60, 1), 4096);
+  ASSERT_TRUE(store_->Sync().ok());
+  for (uint64_t i : {0, 1}) {
+    struct stat st;
+    ASSERT_EQ(stat(Path(60, i).c_str(), &st), 0);
+    EXPECT_LE(st.st_blocks * 512, 4096) << "block " << i << ": header and data in one 4 KiB block";
+  }
+  const std::string full = Pattern(kBlock, 62);
+  Put(60, 2, 0, full);
+  EXPECT_EQ(FileSize(60, 2), kDataStart + kBlock);
+  EXPECT_TRUE(Same(FileBytes(60, 2).substr(kDataStart), full));
+  Put(60, 3, 5 * kChunk + 3, "x");
+  EXPECT_EQ(FileSize(60, 3), kDataStart + 5 * kChunk + 4);
+  EXPECT_TRUE(Same(Get(60, 3, 0, kBlock), std::string(5 * kChunk + 3, '\0') + "x"));
+  ASSERT_TRUE(store_->Truncate(60, 2ull * kBlock + 100).ok());
+  EXPECT_EQ(FileSize(60, 2), kDataStart + 100);
+  EXPECT_TRUE(Same(Get(60, 2, 0, kBlock), full.substr(0, 100)));
+  EXPECT_EQ(Indices(60), (std::vector<uint64_t>{0, 1, 2}));
+  // An empty replacement leaves just the header.
+  const wire::BlockVersion none;
+  ASSERT_TRUE(ReplaceV(60, 4, "", none, V(0, 1, 1)).ok());
+  EXPECT_EQ(FileSize(60, 4), kDataStart);
+  EXPECT_EQ(VersionOf(60, 4), V(0, 1, 1));
+}
+
+// An existing cluster upgrades in place: blocks of format 2 are read,
+// written, cut, verified, listed, dropped and deleted; a write or a cut
+// keeps them in format 2 (still valid to an older binary), a replacement or
+// a fresh write makes them format 3.
+TEST_F(FormatTest, Format2BlocksAreUsedInPlace) {
+  const std::string small = Pattern(3000, 63), mid = Pattern(3 * kChunk + 5, 64),
+                    full = Pattern(kBlock, 65), tiny = Pattern(100, 66);
+  WriteV2(61, 0, small, V(1, 1, 7));
+  WriteV2(61, 1, mid, V(1, 2, 7));
+  WriteV2(61, 2, full, V(1, 3, 7));
+  WriteV2(61, 3, "", V(1, 4, 7), kV2DataStart);  // emptied (Replace with no bytes)
+  WriteV2(61, 4, "", wire::BlockVersion{});      // the header of a new block, nothing more
+  WriteV2(62, 0, tiny, V(1, 1, 1));
+  Reopen();
+  EXPECT_EQ(store_->Stats().blocks, 6u);
+  EXPECT_EQ(store_->Stats().used, small.size() + mid.size() + full.size() + tiny.size());
+
+  // Reads, versions, lengths, verification and listing.
+  EXPECT_TRUE(Same(Get(61, 0, 0, kBlock), small));
+  EXPECT_TRUE(Same(Get(61, 1, kChunk - 10, kChunk + 20), mid.substr(kChunk - 10, kChunk + 20)));
+  EXPECT_TRUE(Same(Get(61, 2, 0, kBlock), full));
+  EXPECT_TRUE(Same(Get(61, 3, 0, kBlock), ""));
+  EXPECT_TRUE(Same(Get(61, 4, 0, kBlock), ""));
+  EXPECT_EQ(VersionOf(61, 1), V(1, 2, 7));
+  EXPECT_EQ(VersionOf(61, 3), V(1, 4, 7));
+  EXPECT_EQ(VersionOf(61, 4), wire::BlockVersion{});
+  EXPECT_EQ(LengthOf(61, 2), kBlock);
+  const wire::BlockVersion want = V(1, 3, 7), other = V(1, 3, 8);
+  EXPECT_FALSE(store_->Read(61, 2, 0, 10, &want)->refused);
+  EXPECT_TRUE(store_->Read(61, 2, 0, 10, &other)->refused);
+  for (uint64_t i = 0; i < 5; i++) {
+    wire::BlockVersion v;
+    uint32_t len;
+    EXPECT_TRUE(store_->Verify(61, i, &v, &len).ok()) << i;
+  }
+  EXPECT_EQ(Indices(61), (std::vector<uint64_t>{0, 1, 2, 3, 4}));
+  auto shard = store_->ListShard(61);
+  ASSERT_TRUE(shard.ok());
+  EXPECT_EQ(shard->size(), 5u);
+
+  // Writes land in place and keep the block in format 2.
+  std::string m1 = mid;
+  ASSERT_TRUE(WriteV(61, 1, kChunk + 10, "hello", V(1, 2, 7), V(1, 3, 7)).ok());
+  m1.replace(kChunk + 10, 5, "hello");
+  const std::string more = Pattern(2000, 67);
+  ASSERT_TRUE(WriteV(61, 0, small.size(), more, V(1, 1, 7), V(1, 2, 7)).ok());
+  std::string m0 = small + more;
+  ASSERT_TRUE(WriteV(61, 3, 10, "abc", V(1, 4, 7), V(1, 5, 7)).ok());
+  const std::string m3 = std::string(10, '\0') + "abc";
+  Put(61, 2, kBlock - 100, "tail");
+  std::string m2 = full;
+  m2.replace(kBlock - 100, 4, "tail");
+  EXPECT_EQ(WriteV(61, 1, 0, "x", V(1, 2, 7), V(1, 9, 9)).code(), ESTALE);
+  EXPECT_TRUE(ReadsAsV2(61, 0, m0, V(1, 2, 7)));
+  EXPECT_TRUE(ReadsAsV2(61, 1, m1, V(1, 3, 7)));
+  EXPECT_TRUE(ReadsAsV2(61, 2, m2, V(1, 3, 7)));
+  EXPECT_TRUE(ReadsAsV2(61, 3, m3, V(1, 5, 7)));
+  EXPECT_TRUE(Same(Get(61, 0, 0, kBlock), m0));
+  EXPECT_TRUE(Same(Get(61, 1, 0, kBlock), m1));
+  EXPECT_TRUE(Same(Get(61, 2, 0, kBlock), m2));
+  EXPECT_TRUE(Same(Get(61, 3, 0, kBlock), m3));
+
+  // A cut keeps the format too; the blocks past it go.
+  WriteVersions cv{V(1, 3, 7), V(2, 4, 7)};
+  TruncateResult out;
+  ASSERT_TRUE(store_->Truncate(61, uint64_t{kBlock} + 1000, &cv, &out).ok());
+  EXPECT_TRUE(out.cut_applied);
+  EXPECT_EQ(Indices(61), (std::vector<uint64_t>{0, 1}));
+  EXPECT_TRUE(ReadsAsV2(61, 1, m1.substr(0, 1000), V(2, 4, 7)));
+  EXPECT_TRUE(Same(Get(61, 1, 0, kBlock), m1.substr(0, 1000)));
+  EXPECT_EQ(store_->Stats().used, m0.size() + 1000 + tiny.size());
+
+  // Rot in either part is caught.
+  FlipByte(61, 1, kV2DataStart + 500);
+  EXPECT_EQ(ReadErr(61, 1, 0, 10), EIO);
+  EXPECT_EQ(VerifyErr(61, 1), EIO);
+  FlipByte(61, 1, kV2DataStart + 500);
+  FlipByte(61, 0, 100);
+  EXPECT_EQ(ReadErr(61, 0, 0, 10), EIO);
+  EXPECT_EQ(VerifyErr(61, 0), EIO);
+  FlipByte(61, 0, 100);
+
+  // A replacement makes the block format 3.
+  ASSERT_TRUE(ReplaceV(61, 1, "replaced", V(2, 4, 7), V(2, 5, 7)).ok());
+  EXPECT_EQ(FormatOf(61, 1), 3u);
+  EXPECT_EQ(FileSize(61, 1), kDataStart + 8);
+  EXPECT_TRUE(Same(Get(61, 1, 0, kBlock), "replaced"));
+  // So does a fresh write over a leftover from an older epoch.
+  ASSERT_TRUE(WriteV(61, 0, 10, "fresh", Absent(3), V(3, 1, 9)).ok());
+  EXPECT_EQ(FormatOf(61, 0), 3u);
+  EXPECT_EQ(FileSize(61, 0), kDataStart + 15);
+  EXPECT_TRUE(Same(Get(61, 0, 0, kBlock), std::string(10, '\0') + "fresh"));
+  EXPECT_EQ(VersionOf(61, 0), V(3, 1, 9));
+  // And a rewrite of every byte of a block whose header is corrupt.
+  const std::string two = Pattern(2 * kChunk, 68);
+  WriteV2(63, 0, two, V(1, 1, 1));
+  Reopen();
+  FlipByte(63, 0, 9);
+  EXPECT_EQ(ReadErr(63, 0, 0, 10), EIO);
+  EXPECT_EQ(store_->Write(63, 0, 100, "x").code(), EIO);
+  Put(63, 0, 0, two);
+  EXPECT_EQ(FormatOf(63, 0), 3u);
+  EXPECT_TRUE(Same(Get(63, 0, 0, kBlock), two));
+
+  // Drops and deletes, with the counts right before and after a restart.
+  wire::BlockVersion held;
+  EXPECT_EQ(store_->Drop(62, 0, V(1, 1, 2), &held).code(), ESTALE);
+  EXPECT_EQ(held, V(1, 1, 1));
+  ASSERT_TRUE(store_->Drop(62, 0, V(1, 1, 1)).ok());
+  EXPECT_EQ(ReadErr(62, 0, 0, 10), ENOENT);
+  const StoreStats before = store_->Stats();
+  EXPECT_EQ(before.blocks, 3u);
+  EXPECT_EQ(before.used, 15u + 8u + two.size());
+  Reopen();
+  EXPECT_EQ(store_->Stats().blocks, before.blocks);
+  EXPECT_EQ(store_->Stats().used, before.used);
+  ASSERT_TRUE(store_->Delete(61).ok());
+  EXPECT_TRUE(Indices(61).empty());
+  EXPECT_EQ(store_->Stats().blocks, 1u);
+  EXPECT_EQ(store_->Stats().used, two.size());
+}
+
+// A format 2 block whose header is corrupt counts its bytes from 4096, so
+// the store's used bytes stay right through a scan and its removal.
+TEST_F(FormatTest, CorruptBlocksOfEitherFormatAreCountedAndRemoved) {
+  WriteV2(64, 0, Pattern(5000, 69), V(1, 1, 1));
+  Put(64, 1, 0, Pattern(5000, 70));
+  FlipByte(64, 0, 40);  // a checksum: the format field still says 2
+  FlipByte(64, 1, 40);
+  Reopen();
+  EXPECT_EQ(store_->Stats().blocks, 2u);
+  EXPECT_EQ(store_->Stats().used, 10000u);
+  EXPECT_EQ(ReadErr(64, 0, 0, 1), EIO);
+  EXPECT_EQ(ReadErr(64, 1, 0, 1), EIO);
+  ASSERT_TRUE(store_->Truncate(64, 0).ok());
+  EXPECT_EQ(store_->Stats().blocks, 0u);
+  EXPECT_EQ(store_->Stats().used, 0u);
+}
+
+TEST_F(FormatTest, ScrubVerifiesBlocksOfBothFormats) {
+  WriteV2(70, 0, Pattern(2 * kChunk, 71), V(1, 1, 1));
+  WriteV2(70, 1, Pattern(3000, 72), V(1, 2, 1));
+  Make(70, 2, Pattern(2 * kChunk, 73), V(1, 1, 1));
+  Make(70, 3, Pattern(3000, 74), V(1, 3, 1));
+  WriteV2(71, 0, Pattern(100, 75), V(1, 1, 1));
+  Make(71, 1, Pattern(100, 76), V(1, 1, 1));
+  Reopen();
+  FlipByte(70, 1, kV2DataStart + 2999);  // data, format 2
+  FlipByte(70, 3, kDataStart + 1234);    // data, format 3
+  FlipByte(71, 0, 40);                   // header, format 2
+  FlipByte(71, 1, 400);                  // header, format 3 (its spare bytes)
+  std::mutex mu;
+  std::map<std::pair<uint64_t, uint64_t>, wire::BlockVersion> bad;
+  Scrubber::Options o;
+  o.rate = 1ull << 40;
+  o.pass_pause_ms = 10;
+  Scrubber scrub(store_.get(), o, [&](uint64_t ino, uint64_t index, const wire::BlockVersion& v) {
+    std::lock_guard<std::mutex> lock(mu);
+    bad[{ino, index}] = v;
+  });
+  scrub.Start();
+  for (int i = 0; i < 3000 && scrub.passes() < 2; i++) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  scrub.Stop();
+  ASSERT_GE(scrub.passes(), 2u);
+  std::lock_guard<std::mutex> lock(mu);
+  const std::map<std::pair<uint64_t, uint64_t>, wire::BlockVersion> want = {
+      {{70, 1}, V(1, 2, 1)},  // the header is good: its version
+      {{70, 3}, V(1, 3, 1)},
+      {{71, 0}, wire::BlockVersion{}},  // the header is bad: none
+      {{71, 1}, wire::BlockVersion{}},
+  };
+  EXPECT_EQ(bad, want);
+}
+
+TEST_F(FormatTest, EveryCutOfABlockFileIsEioOrTheRightBytes) {
+  struct Case {
+    bool v2;
+    size_t length;
+  };
+  for (const Case& c : {Case{false, 3000}, Case{false, 2 * kChunk + 777}, Case{true, 3000},
+                        Case{true, 2 * kChunk + 777}}) {
+    SCOPED_TRACE(std::string(c.v2 ? "format 2, " : "format 3, ") + std::to_string(c.length) + " bytes");
+    const uint64_t ino = 80 + c.v2, index = c.length;
+    const std::string data = NonZeroPattern(c.length, static_cast<uint32_t>(c.length));
+    if (c.v2) {
+      WriteV2(ino, index, data, V(1, 1, 1));
+    } else {
+      Make(ino, index, data, V(1, 1, 1));
+    }
+    const off_t start = c.v2 ? kV2DataStart : kDataStart;
+    const size_t header_bytes = c.v2 ? sizeof(V2Header) : size_t(kDataStart);
+    const std::string file = FileBytes(ino, index);
+    ASSERT_EQ(file.size(), start + c.length);
+    for (off_t x : CutPoints(static_cast<off_t>(file.size()), start, header_bytes,
+                             static_cast<uint32_t>(index))) {
+      CheckCut(ino, index, file, data, start, header_bytes, x);
+      if (HasFatalFailure()) return;
+    }
+    PutFile(ino, index, file);
+    EXPECT_TRUE(Same(Get(ino, index, 0, kBlock), data));
+  }
+}
+
+TEST_F(FormatTest, AFlippedByteAnywhereIsCaught) {
+  // Format 3: every byte of the file is covered, the header's spare bytes too.
+  const std::string small = NonZeroPattern(3000, 90), big = NonZeroPattern(2 * kChunk + 777, 91);
+  Make(90, 0, small, V(1, 1, 1));
+  Make(90, 1, big, V(1, 1, 1));
+  for (off_t at = 0; at < kDataStart + off_t(small.size()); at++)
+    CheckFlip(90, 0, small, kDataStart, at, true);
+  for (off_t at = 0; at < kDataStart + off_t(big.size()); at += at < kDataStart ? 1 : 97)
+    CheckFlip(90, 1, big, kDataStart, at, true);
+  for (off_t c = kDataStart; c < kDataStart + off_t(big.size()); c += kChunk)
+    for (off_t at : {c - 1, c, c + 1}) CheckFlip(90, 1, big, kDataStart, at, true);
+  CheckFlip(90, 1, big, kDataStart, kDataStart + off_t(big.size()) - 1, true);
+  // Format 2: its header and data are covered; the rest of its 4 KiB header
+  // area never was (nothing reads it), so a flip there changes nothing read.
+  WriteV2(91, 0, small, V(1, 1, 1));
+  WriteV2(91, 1, big, V(1, 1, 1));
+  for (off_t at = 0; at < kV2DataStart + off_t(small.size()); at++)
+    CheckFlip(91, 0, small, kV2DataStart, at, at < off_t(sizeof(V2Header)) || at >= kV2DataStart);
+  for (off_t at = 0; at < kV2DataStart + off_t(big.size()); at += at < off_t(sizeof(V2Header)) ? 1 : 97)
+    CheckFlip(91, 1, big, kV2DataStart, at, at < off_t(sizeof(V2Header)) || at >= kV2DataStart);
+  // The one format change that moves the data: 3 <-> 2. Caught both ways.
+  for (uint64_t ino : {90, 91}) {
+    for (uint64_t index : {0, 1}) {
+      const std::string f = FileBytes(ino, index);
+      std::string g = f;
+      g[4] = ino == 90 ? 2 : 3;
+      PutFile(ino, index, g);
+      EXPECT_EQ(ReadErr(ino, index, 0, 1), EIO) << ino << "/" << index;
+      EXPECT_EQ(VerifyErr(ino, index), EIO) << ino << "/" << index;
+      PutFile(ino, index, f);
+      EXPECT_EQ(ReadErr(ino, index, 0, 1), 0);
+    }
+  }
 }
 
 }  // namespace

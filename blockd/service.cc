@@ -98,7 +98,19 @@ void BlockService::Handle(rpc::Message&& m, rpc::Responder&& r) {
     }
     case wire::Op::kBlockDelete:
       st = m.DecodeBody(req);
-      if (st.ok()) st = store_->Delete(req.ino);
+      if (!st.ok()) break;
+      if (req.inos.size() > 65536) {
+        st = Status::Error(EMSGSIZE, "too many inodes in one delete");
+        break;
+      }
+      req.inos.push_back(req.ino);
+      for (uint64_t ino : req.inos) {
+        Status one = store_->Delete(ino);
+        if (!one.ok() && one.code() != ENOENT) {
+          st = one;
+          break;
+        }
+      }
       break;
     case wire::Op::kBlockDrop:
       st = m.DecodeBody(req);

@@ -175,12 +175,34 @@ void Server::Enqueue(Outgoing out) {
     if (stop_) return;
     out_.push_back(std::move(out));
   }
+  // A reply made on the I/O thread itself goes out right after its handler
+  // returns (IoLoop): no wakeup needed.
+  if (std::this_thread::get_id() == io_id_.load(std::memory_order_relaxed)) return;
   uint64_t one = 1;
   ssize_t n = write(wake_fd_, &one, sizeof one);
   (void)n;
 }
 
+void Server::SendQueued(std::vector<Outgoing>& batch) {
+  {
+    std::lock_guard<std::mutex> lock(out_mu_);
+    batch.swap(out_);
+  }
+  for (auto& o : batch) {
+    try {
+      router_.send(o.identity, zmq::send_flags::sndmore);
+      for (size_t i = 0; i < o.frames.size(); i++) {
+        router_.send(o.frames[i], i + 1 < o.frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+      }
+    } catch (const zmq::error_t& e) {
+      LOG_WARN("rpc reply dropped: %s", e.what());
+    }
+  }
+  batch.clear();
+}
+
 void Server::IoLoop() {
+  io_id_.store(std::this_thread::get_id());
   std::vector<zmq::message_t> frames;
   std::vector<Outgoing> batch;
   while (!stop_) {
@@ -198,25 +220,11 @@ void Server::IoLoop() {
       ssize_t n = read(wake_fd_, &v, sizeof v);
       (void)n;
     }
-    {
-      std::lock_guard<std::mutex> lock(out_mu_);
-      batch.swap(out_);
-    }
-    for (auto& o : batch) {
-      try {
-        router_.send(o.identity, zmq::send_flags::sndmore);
-        for (size_t i = 0; i < o.frames.size(); i++) {
-          router_.send(o.frames[i], i + 1 < o.frames.size() ? zmq::send_flags::sndmore
-                                                            : zmq::send_flags::none);
-        }
-      } catch (const zmq::error_t& e) {
-        LOG_WARN("rpc reply dropped: %s", e.what());
-      }
-    }
-    batch.clear();
+    SendQueued(batch);
     for (int i = 0; i < kMaxBatch; i++) {
       if (!RecvAll(router_, frames)) break;
       HandleFrames(frames);
+      if (nworkers_ == 0) SendQueued(batch);  // its reply, at once
     }
   }
 }

@@ -102,6 +102,7 @@ class Server {
   void Enqueue(Outgoing out);
   void HandleFrames(std::vector<zmq::message_t>& frames);
   void Dispatch(Incoming in);
+  void SendQueued(std::vector<Outgoing>& batch);  // on the I/O thread
 
   std::string bind_;
   std::string endpoint_;
@@ -111,6 +112,7 @@ class Server {
   int wake_fd_ = -1;
   std::atomic<bool> stop_{false};
   std::thread io_;
+  std::atomic<std::thread::id> io_id_{};
   std::vector<std::thread> workers_;
   std::mutex out_mu_;
   std::vector<Outgoing> out_;

@@ -355,11 +355,14 @@ struct MetaReply {
   // kReaddir: the event seq (DirEvents) when the listing was read.
   uint64_t event_seq = 0, event_incarnation = 0;
   bool no_caps = false;  // kGetAttr of an open: the file has no security.capability
+  // kUnlink/kRename: the victim lost its last name, was open nowhere and is
+  // gone already (no kReclaim needed when this client forgets it).
+  bool reclaimed = false;
   template <class A>
   void serialize(A& ar) {
     ar(attr, entries, eof, value, statfs, map, node_id, dirs, runs, runs_end, prev_data_version,
        superseded, plan, health, reset_store, holders, gossip_seed, seq, durable_seq, journal,
-       events_addr, event_seq, event_incarnation, no_caps);
+       events_addr, event_seq, event_incarnation, no_caps, reclaimed);
   }
 };
 
@@ -401,8 +404,10 @@ struct BlockRequest {
   // kBlockTruncate: the block cut at `size` moves from `base` to `version`.
   BlockVersion base{};
   BlockVersion version{};
+  // kBlockDelete: more inodes to delete with `ino` (reclamation in batches).
+  std::vector<uint64_t> inos;
   template <class A>
-  void serialize(A& ar) { ar(ino, index, offset, length, size, flags, base, version); }
+  void serialize(A& ar) { ar(ino, index, offset, length, size, flags, base, version, inos); }
 };
 
 struct BlockReply {

@@ -318,14 +318,14 @@ void Filesystem::UpdateAttr(const wire::Attr& attr) {
   }
 }
 
-void Filesystem::NoteUnlinked(const wire::Attr& victim) {
+void Filesystem::NoteUnlinked(const wire::Attr& victim, bool reclaimed) {
   if (victim.ino == 0) return;
   auto inode = Find(victim.ino);
   if (!inode) return;
   std::lock_guard<std::mutex> lock(inode->mu);
   inode->attr.nlink = victim.nlink;
   inode->attr.ctime = victim.ctime;
-  if (victim.nlink == 0) inode->orphan = true;
+  if (victim.nlink == 0 && !reclaimed) inode->orphan = true;
 }
 
 Result<wire::MetaReply> Filesystem::GetBlocks(uint64_t ino, uint64_t from, uint32_t max_runs) {

@@ -59,7 +59,7 @@ class Filesystem {
   // client learnt them recently enough that the kernel could have cached them.
   std::optional<std::pair<wire::Attr, double>> FreshDirAttr(uint64_t ino);
   // The victim of unlink/rmdir/rename: marks it orphaned when nlink hit 0.
-  void NoteUnlinked(const wire::Attr& victim);
+  void NoteUnlinked(const wire::Attr& victim, bool reclaimed = false);
   // Tells the metadata service (soon, in the background) that one open of
   // `ino` (counted at open/create) ended: an unlinked file is kept while
   // any client has it open.

@@ -207,7 +207,7 @@ void Remove(fuse_req_t req, Op op, fuse_ino_t parent, const char* name) {
   wire::MetaReply r;
   Status st = Fs(req)->MetaCall(op, m, &r, req);
   if (st.ok()) {
-    Fs(req)->NoteUnlinked(r.attr);
+    Fs(req)->NoteUnlinked(r.attr, r.reclaimed);
     Fs(req)->dirs().Removed(parent, name);
   }
   ReplyStatus(req, st);
@@ -232,7 +232,7 @@ void DoRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t ne
   DirCache& dirs = Fs(req)->dirs();
   if (st.code() == EEXIST) dirs.Forget(newparent);
   if (st.ok()) {
-    Fs(req)->NoteUnlinked(r.attr);
+    Fs(req)->NoteUnlinked(r.attr, r.reclaimed);
     if (!(flags & RENAME_EXCHANGE)) {  // an exchange keeps both names
       dirs.Removed(parent, name);
       dirs.Added(newparent, newname);

@@ -72,30 +72,37 @@ size_t BlockReclaimer::RunOnce() {
     for (const auto& n : map.nodes) used = used || n.addr == it->first;
     it = used ? std::next(it) : channels_.erase(it);
   }
-  std::set<uint32_t> unreachable;  // timed out this pass: not asked again until the next
+  // One request per node for the whole batch: what each node has not yet
+  // acknowledged of it.
+  std::vector<std::pair<uint32_t, rpc::Pending>> calls;
+  std::map<uint32_t, std::vector<uint64_t>> asked;
+  for (const auto& n : map.nodes) {
+    if (!wire::HoldsData(n.state) || !n.alive) continue;
+    wire::BlockRequest req;
+    for (uint64_t ino : *pending)
+      if (!acked_[ino].count(n.id)) req.inos.push_back(ino);
+    if (req.inos.empty()) continue;
+    req.ino = req.inos.back();
+    req.inos.pop_back();
+    asked[n.id] = req.inos;
+    asked[n.id].push_back(req.ino);
+    calls.emplace_back(n.id, ChannelFor(n.addr).Start(wire::Op::kBlockDelete, codec::Encode(req), nullptr,
+                                                      opts_.rpc_timeout_ms));
+  }
+  // A big file's delete takes a while; one cut short goes on on the node
+  // and finishes quickly when asked again.
+  const int timeout_ms = opts_.rpc_timeout_ms + 20 * static_cast<int>(pending->size());
+  for (auto& [id, call] : calls) {
+    auto r = call.Wait(timeout_ms);
+    if (r.ok() || r.status().code() == ENOENT) {
+      for (uint64_t ino : asked[id]) acked_[ino].insert(id);
+    } else {
+      LOG_DEBUG("gc: node %u, %zu inodes: %s", id, asked[id].size(), r.status().ToString().c_str());
+    }
+  }
   std::vector<uint64_t> done;
   for (uint64_t ino : *pending) {
-    std::set<uint32_t>& acks = acked_[ino];
-    wire::BlockRequest req;
-    req.ino = ino;
-    const std::string body = codec::Encode(req);
-    std::vector<std::pair<uint32_t, rpc::Pending>> calls;
-    for (const auto& n : map.nodes) {
-      if (!wire::HoldsData(n.state) || acks.count(n.id) || !n.alive || unreachable.count(n.id)) continue;
-      calls.emplace_back(n.id, ChannelFor(n.addr).Start(wire::Op::kBlockDelete, body, nullptr,
-                                                        opts_.rpc_timeout_ms));
-    }
-    for (auto& [id, call] : calls) {
-      auto r = call.Wait(opts_.rpc_timeout_ms);
-      if (r.ok() || r.status().code() == ENOENT) {
-        acks.insert(id);
-      } else {
-        if (r.status().code() == ETIMEDOUT || r.status().code() == EHOSTUNREACH)
-          unreachable.insert(id);
-        LOG_DEBUG("gc: node %u ino %lu: %s", id, static_cast<unsigned long>(ino),
-                  r.status().ToString().c_str());
-      }
-    }
+    const std::set<uint32_t>& acks = acked_[ino];
     bool all = true;
     for (const auto& n : map.nodes) all = all && (!wire::HoldsData(n.state) || acks.count(n.id) > 0);
     if (all) done.push_back(ino);

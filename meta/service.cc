@@ -176,9 +176,10 @@ void Service::SweepLoop() {
 
 // Until the service has been up a full session timeout, a client that has
 // a file open may not have re-announced it yet: the sweep reclaims then.
-void Service::Reclaim(uint64_t ino, std::shared_ptr<rpc::Responder> resp) {
+bool Service::Reclaim(uint64_t ino, std::shared_ptr<rpc::Responder> resp) {
   auto done = [resp] {
     if (resp) Send(*resp, Status::OK(), wire::MetaReply{});
+    return false;
   };
   auto orphan = ns_->IsOrphan(ino);
   if (InGrace() || !orphan.ok() || !*orphan || !open_files_.BeginReclaim(ino)) return done();
@@ -189,6 +190,7 @@ void Service::Reclaim(uint64_t ino, std::shared_ptr<rpc::Responder> resp) {
   open_files_.EndReclaim(ino);
   if (st.ok() && rep.attr.ino != 0) gc_->Kick();
   if (resp) Acknowledge(std::move(*resp), st, wire::MetaReply{});
+  return st.ok() && rep.attr.ino != 0;
 }
 
 // After the change is applied: a mount that hears of it and asks again
@@ -293,7 +295,8 @@ void Service::Handle(rpc::Message&& m, rpc::Responder&& r) {
     return Send(r, Status::OK(), wire::MetaReply{});
   }
   if (op == Op::kReclaim) {  // deferred to the last close when open anywhere
-    return Reclaim(req.ino, std::make_shared<rpc::Responder>(std::move(r)));
+    (void)Reclaim(req.ino, std::make_shared<rpc::Responder>(std::move(r)));
+    return;
   }
   if (mutation) {
     wire::MetaReply rep;
@@ -302,6 +305,11 @@ void Service::Handle(rpc::Message&& m, rpc::Responder&& r) {
     if (st.ok() && op == Op::kMknod && req.opens != 0)
       open_files_.Open(req.session, rep.attr.ino, OpenFiles::Clock::now());
     if (st.ok()) PublishChanges(op, req);
+    // The last name of a file open nowhere: reclaimed now, in this request,
+    // instead of by a kReclaim when the remover's kernel forgets it.
+    if (st.ok() && (op == Op::kUnlink || op == Op::kRename) && rep.attr.ino != 0 && rep.attr.nlink == 0 &&
+        !S_ISDIR(rep.attr.mode))
+      rep.reclaimed = Reclaim(rep.attr.ino);
     return Acknowledge(std::move(r), st, std::move(rep));
   }
   // An open is counted before the inode is read, so a reclaim cannot delete
@@ -361,6 +369,7 @@ Status Service::HandleDirect(Op op, const wire::MetaRequest& req, wire::MetaRepl
       rep->map = nodes_->Map();
       rep->health = gc_->health();
       rep->journal = journal_state();
+      rep->value = stats::DumpAll();  // requests served, by op
       return Status::OK();
     case Op::kStatfs: {
       RETURN_IF_ERROR(ns_->Read(op, req, rep));

@@ -79,7 +79,8 @@ class Service {
   void Acknowledge(rpc::Responder&& r, const Status& st, wire::MetaReply&& rep);
   // Queued; a no-op unless `ino` is an orphan open nowhere. Answers `resp`
   // (a client's kReclaim) once done.
-  void Reclaim(uint64_t ino, std::shared_ptr<rpc::Responder> resp = nullptr);
+  // Returns whether it reclaimed it here and now.
+  bool Reclaim(uint64_t ino, std::shared_ptr<rpc::Responder> resp = nullptr);
   bool InGrace();
   void SeeSession(uint64_t session);  // heard from: recorded, no longer awaited
   void SweepLoop();

@@ -27,10 +27,10 @@ mount_second "$T/m2"
 cmp "$T/v" "$T/m2/f" || fail "read with a corrupt first replica"
 ok "a corrupt replica is read around"
 for _ in $(seq 1 40); do
-  tail -c +4097 "$blk" | head -c $((4 * 1024 * 1024)) | cmp -s - <(head -c $((4 * 1024 * 1024)) "$T/v") && break
+  tail -c +513 "$blk" | head -c $((4 * 1024 * 1024)) | cmp -s - <(head -c $((4 * 1024 * 1024)) "$T/v") && break
   sleep 0.5
 done
-tail -c +4097 "$blk" | head -c $((4 * 1024 * 1024)) | cmp -s - <(head -c $((4 * 1024 * 1024)) "$T/v") ||
+tail -c +513 "$blk" | head -c $((4 * 1024 * 1024)) | cmp -s - <(head -c $((4 * 1024 * 1024)) "$T/v") ||
   fail "the corrupt copy on node $first was not repaired"
 grep -q "repaired ino $ino block 0 on node $first" "$D/logs/meta.log" || fail "no repair logged"
 "$BIN/ringfs" locate "$M/f" | grep -q "stale (not read)" && fail "still marked stale after repair"

@@ -41,7 +41,7 @@ size=$(stat -c %s "$M/f")
 nblocks=$(( (size + 4194303) / 4194304 ))
 for i in $(seq 0 $((nblocks - 1))); do
   sums=$(for n in "$D"/node*; do
-    if [ -f "$n/blocks/$dir/$i" ]; then tail -c +4097 "$n/blocks/$dir/$i" | md5sum; fi
+    if [ -f "$n/blocks/$dir/$i" ]; then tail -c +513 "$n/blocks/$dir/$i" | md5sum; fi
   done | sort -u | wc -l)
   [ "$sums" -le 1 ] || fail "block $i: copies on the block daemons differ ($sums versions)"
 done
