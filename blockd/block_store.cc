@@ -310,6 +310,47 @@ Status NewCrcs(DiskIo* io, int fd, const Header& old, uint32_t offset, std::stri
   return Status::OK();
 }
 
+// NewCrcs for several sorted, disjoint ranges at once: each touched chunk
+// is read (verified) once, every range's bytes laid over it, and summed
+// once, instead of once per range.
+Status MultiCrcs(DiskIo* io, int fd, const Header& old, const std::vector<BlockStore::Range>& ranges,
+                 Header* next) {
+  const uint32_t old_len = old.length;
+  uint32_t new_len = old_len;
+  for (const auto& r : ranges) new_len = std::max<uint32_t>(new_len, r.offset + static_cast<uint32_t>(r.data.size()));
+  next->length = new_len;
+  std::vector<uint32_t> touched;
+  for (const auto& r : ranges) {
+    const uint32_t a = r.offset / kChunk, b = (r.offset + static_cast<uint32_t>(r.data.size()) - 1) / kChunk;
+    for (uint32_t c = touched.empty() ? a : std::max(a, touched.back() + 1); c <= b; c++) touched.push_back(c);
+  }
+  // Chunks past the old end that no range touches now hold zeros.
+  size_t t = 0;
+  for (uint32_t c = old_len / kChunk; new_len > 0 && c <= (new_len - 1) / kChunk; c++) {
+    while (t < touched.size() && touched[t] < c) t++;
+    if (t < touched.size() && touched[t] == c) continue;
+    const uint32_t cs = c * kChunk, ce = std::min(cs + kChunk, new_len);
+    const uint32_t base = old_len > cs ? old.crc[c] : kCrcSeed;
+    next->crc[c] = CrcZeros(ce - std::max(old_len, cs), base);
+  }
+  std::unique_ptr<char[]> scratch(new char[kChunk]);
+  size_t ri = 0;
+  for (uint32_t c : touched) {
+    const uint32_t cs = c * kChunk, ce = std::min(cs + kChunk, new_len);
+    const uint32_t old_end = std::clamp(old_len, cs, cs + kChunk);
+    if (old_end > cs) RETURN_IF_ERROR(ReadVerified(io, fd, old, c, c + 1, scratch.get()));
+    memset(scratch.get() + (old_end - cs), 0, kChunk - (old_end - cs));
+    while (ri < ranges.size() && ranges[ri].offset + ranges[ri].data.size() <= cs) ri++;
+    for (size_t k = ri; k < ranges.size() && ranges[k].offset < ce; k++) {
+      const uint32_t ws = std::max(ranges[k].offset, cs);
+      const uint32_t we = std::min<uint32_t>(ranges[k].offset + static_cast<uint32_t>(ranges[k].data.size()), ce);
+      memcpy(scratch.get() + (ws - cs), ranges[k].data.data() + (ws - ranges[k].offset), we - ws);
+    }
+    next->crc[c] = Crc(scratch.get(), ce - cs);
+  }
+  return Status::OK();
+}
+
 bool ParseName(const std::string& name, int base, uint64_t* out) {
   const char* e = name.data() + name.size();
   auto [p, ec] = std::from_chars(name.data(), e, *out, base);
@@ -461,9 +502,26 @@ wire::BlockVersion HeldVersion(HeaderState hs, const Header& h) {
 
 Status BlockStore::Write(uint64_t ino, uint64_t index, uint32_t offset, std::string_view data,
                          uint32_t flags, const WriteVersions* v, wire::BlockVersion* held) {
-  if (offset > wire::kBlockSize || data.size() > wire::kBlockSize - offset)
-    return Status::Error(EINVAL, "write past the end of a block");
-  if (data.empty() && !v) return Status::OK();
+  std::vector<Range> one;
+  if (!data.empty() || offset != 0) one.push_back(Range{offset, data});
+  return WriteRanges(ino, index, one, flags, v, held);
+}
+
+Status BlockStore::WriteRanges(uint64_t ino, uint64_t index, const std::vector<Range>& in, uint32_t flags,
+                               const WriteVersions* v, wire::BlockVersion* held) {
+  std::vector<Range> ranges;
+  ranges.reserve(in.size());
+  uint64_t prev_end = 0;
+  for (const Range& r : in) {
+    if (r.offset > wire::kBlockSize || r.data.size() > wire::kBlockSize - r.offset)
+      return Status::Error(EINVAL, "write past the end of a block");
+    if (r.offset < prev_end) return Status::Error(EINVAL, "write ranges overlap or are out of order");
+    prev_end = r.offset + r.data.size();
+    if (!r.data.empty()) ranges.push_back(r);
+  }
+  if (ranges.empty() && !v) return Status::OK();
+  const uint32_t offset = ranges.empty() ? 0 : ranges.front().offset;
+  const uint64_t span_end = ranges.empty() ? 0 : ranges.back().offset + ranges.back().data.size();
   std::shared_lock inode_lock(InodeMu(ino));
   std::unique_lock block_lock(BlockMu(ino, index));
   Opened f;
@@ -493,13 +551,13 @@ Status BlockStore::Write(uint64_t ino, uint64_t index, uint32_t offset, std::str
     next = v->next;
   }
   if (hs == HeaderState::kCorrupt) {
-    if (offset != 0 || offset + data.size() < counted) {
+    if (ranges.size() > 1 || offset != 0 || span_end < counted) {
       LOG_ERROR("block %s: corrupt header, write refused", BlockName(ino, index).c_str());
       return Status::Error(EIO, "corrupt header in block " + BlockName(ino, index));
     }
     old = EmptyHeader(ino, index);  // a write covering every old byte replaces the block
   }
-  Status st = WriteData(f, old, counted, offset, data, next);
+  Status st = WriteData(f, old, counted, ranges, next);
   if (!st.ok()) {
     if (f.created) unlink(f.path.c_str());
     return st;
@@ -509,9 +567,11 @@ Status BlockStore::Write(uint64_t ino, uint64_t index, uint32_t offset, std::str
   if (flags & wire::kBlockSyncNow) return SyncWritten(f, ino);
   if (opts_.early_writeback) {
     // Whole chunks only: a partial one is likely to be written again soon.
-    const uint64_t end = offset + data.size();
-    const uint64_t a = DivCeil(offset, kChunk) * uint64_t{kChunk}, b = end / kChunk * kChunk;
-    if (b > a) sync_file_range(fd, DataStart(old) + a, b - a, SYNC_FILE_RANGE_WRITE);
+    for (const Range& r : ranges) {
+      const uint64_t end = r.offset + r.data.size();
+      const uint64_t a = DivCeil(r.offset, kChunk) * uint64_t{kChunk}, b = end / kChunk * kChunk;
+      if (b > a) sync_file_range(fd, DataStart(old) + a, b - a, SYNC_FILE_RANGE_WRITE);
+    }
   }
   return Status::OK();
 }
@@ -532,19 +592,21 @@ Status BlockStore::Empty(const Opened& f, BlockHeader* h, uint32_t counted) {
   return Status::OK();
 }
 
-// Writes `data` at `offset` over a block described by `old` (whose bytes
-// the store counts as `counted`), leaving it at `version`.
-Status BlockStore::WriteData(const Opened& f, const BlockHeader& old, uint32_t counted, uint32_t offset,
-                             std::string_view data, const wire::BlockVersion& version) {
+// Writes `ranges` over a block described by `old` (whose bytes the store
+// counts as `counted`), leaving it at `version`. Each range's checksums are
+// computed over what the ranges before it left, so ranges sharing a chunk
+// chain correctly; the header is written once, after all the data (a crash
+// in between leaves chunks that fail their checksums: EIO, then repair).
+Status BlockStore::WriteData(const Opened& f, const BlockHeader& old, uint32_t counted,
+                             const std::vector<Range>& ranges, const wire::BlockVersion& version) {
   const int fd = f.fd.get();
   Header next = old;
   next.version = version;
-  if (data.empty()) {
+  if (ranges.empty()) {
     RETURN_IF_ERROR(StoreHeader(io_, fd, &next));
     used_ += static_cast<int64_t>(next.length) - counted;
     return Status::OK();
   }
-  const uint32_t end = offset + static_cast<uint32_t>(data.size());
   const off_t start = DataStart(old);  // the block keeps its format
   struct stat sb;
   if (fstat(fd, &sb) != 0) return Status::Error(errno, "fstat " + f.path);
@@ -554,14 +616,27 @@ Status BlockStore::WriteData(const Opened& f, const BlockHeader& old, uint32_t c
     if (ftruncate(fd, start + old.length) != 0) return Status::Error(errno, "ftruncate");
     sb.st_size = start + old.length;
   }
-  // Allocate first: a full disk then fails before any byte changes, not
-  // halfway through an overwrite of bytes the old checksums describe.
-  if (end > old.length || sb.st_blocks * 512 < sb.st_size) {
-    if (io_->Fallocate(fd, start + offset, data.size()) != 0 && errno != EOPNOTSUPP)
-      return Status::Error(errno, "fallocate " + f.path);
+  // Appends allocate first: a full disk then fails before any byte changes.
+  // Writes into holes (a random writer's, in a sparse block) do not: space
+  // fallocated ahead is "unwritten" to ext4, and converting it piece by
+  // piece at writeback cost 4.5x the time of a 256 MiB random-write run
+  // (fio randwrite + fsync: 10.2 s vs 2.2 s). If such a write runs out of
+  // space halfway, the chunks it touched fail their checksums (EIO) and the
+  // block is repaired, as after a crash in the middle of a write.
+  for (const Range& r : ranges) {
+    const uint32_t end = r.offset + static_cast<uint32_t>(r.data.size());
+    if (r.offset <= old.length && end > old.length) {
+      if (io_->Fallocate(fd, start + r.offset, r.data.size()) != 0 && errno != EOPNOTSUPP)
+        return Status::Error(errno, "fallocate " + f.path);
+    }
   }
-  RETURN_IF_ERROR(NewCrcs(io_, fd, old, offset, data, &next));
-  RETURN_IF_ERROR(WriteAll(io_, fd, data.data(), data.size(), start + offset));
+  if (ranges.size() == 1) {
+    RETURN_IF_ERROR(NewCrcs(io_, fd, old, ranges[0].offset, ranges[0].data, &next));
+  } else {
+    RETURN_IF_ERROR(MultiCrcs(io_, fd, old, ranges, &next));
+  }
+  for (const Range& r : ranges)
+    RETURN_IF_ERROR(WriteAll(io_, fd, r.data.data(), r.data.size(), start + r.offset));
   RETURN_IF_ERROR(StoreHeader(io_, fd, &next));
   used_ += static_cast<int64_t>(next.length) - counted;
   return Status::OK();
@@ -586,7 +661,9 @@ Status BlockStore::Replace(uint64_t ino, uint64_t index, std::string_view data,
   if (hs == HeaderState::kCorrupt) old = EmptyHeader(ino, index);
   RETURN_IF_ERROR(Empty(f, &old, counted));
   if (f.created) blocks_++;
-  RETURN_IF_ERROR(WriteData(f, old, 0, 0, data, v.next));
+  std::vector<Range> all;
+  if (!data.empty()) all.push_back(Range{0, data});
+  RETURN_IF_ERROR(WriteData(f, old, 0, all, v.next));
   if (held) *held = v.next;
   return Status::OK();
 }

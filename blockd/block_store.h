@@ -114,6 +114,15 @@ class BlockStore {
   Status Write(uint64_t ino, uint64_t index, uint32_t offset, std::string_view data,
                uint32_t flags = 0, const WriteVersions* v = nullptr,
                wire::BlockVersion* held = nullptr);
+  // Several ranges of one block in one write, as Write does for one: one
+  // version check, one version change, one header. Ranges are sorted and do
+  // not overlap (EINVAL otherwise).
+  struct Range {
+    uint32_t offset = 0;
+    std::string_view data;
+  };
+  Status WriteRanges(uint64_t ino, uint64_t index, const std::vector<Range>& ranges, uint32_t flags = 0,
+                     const WriteVersions* v = nullptr, wire::BlockVersion* held = nullptr);
   // Bytes [offset, min(offset + len, length)): shorter than `len` when the
   // block is; the caller zero-fills. ENOENT when the block does not exist, EIO
   // when a touched chunk fails its checksum. With `want`, a block at another
@@ -165,8 +174,8 @@ class BlockStore {
   std::string BlockPath(uint64_t ino, uint64_t index) const;
   Status OpenForWrite(uint64_t ino, uint64_t index, Opened* out);
   Status Empty(const Opened& f, BlockHeader* h, uint32_t counted);
-  Status WriteData(const Opened& f, const BlockHeader& old, uint32_t counted, uint32_t offset,
-                   std::string_view data, const wire::BlockVersion& version);
+  Status WriteData(const Opened& f, const BlockHeader& old, uint32_t counted, const std::vector<Range>& ranges,
+                   const wire::BlockVersion& version);
   Status SyncWritten(const Opened& f, uint64_t ino);
   Status CutBlock(uint64_t ino, uint64_t index, uint32_t cut, const WriteVersions* v,
                   TruncateResult* out);

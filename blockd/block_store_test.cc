@@ -174,6 +174,57 @@ TEST_F(BlockStoreTest, ReadsArePartialPastTheEnd) {
   EXPECT_EQ(ReadErr(6, 0, 0, 10), ENOENT);
 }
 
+std::string RandomBytes(std::mt19937& rng, size_t n) {
+  std::string out(n, '\0');
+  for (auto& c : out) c = static_cast<char>(rng());
+  return out;
+}
+
+// Many ranges in one write: chunks shared by ranges, gaps, growth past the
+// end, and a version check that applies to all of them at once.
+TEST_F(BlockStoreTest, MultiRangeWritesMatchAModel) {
+  std::mt19937 rng(7);
+  std::string model(300000, '\0');
+  size_t len = 100000;
+  std::string base = RandomBytes(rng, len);
+  model.replace(0, len, base);
+  Put(5, 0, 0, base);
+  for (int round = 0; round < 20; round++) {
+    std::vector<std::string> keep;
+    keep.reserve(64);
+    std::vector<BlockStore::Range> ranges;
+    uint32_t off = rng() % 3000;
+    while (ranges.size() < 50) {
+      const uint32_t n = 1 + rng() % 5000;
+      if (off + n > 300000) break;
+      keep.push_back(RandomBytes(rng, n));
+      ranges.push_back(BlockStore::Range{off, keep.back()});
+      model.replace(off, n, keep.back());
+      len = std::max<size_t>(len, off + n);
+      off += n + (rng() % 3 == 0 ? 0 : 1 + rng() % 9000);  // touching, or gaps inside a chunk
+    }
+    ASSERT_TRUE(store_->WriteRanges(5, 0, ranges).ok()) << round;
+    ASSERT_EQ(Get(5, 0, 0, 300000), model.substr(0, len)) << "round " << round;
+  }
+  Reopen();  // the checksums on disk agree with the bytes
+  EXPECT_EQ(ReadErr(5, 0, 0, 300000), 0);
+  // Out of order or overlapping: refused, nothing written.
+  std::string a(10, 'a'), b(10, 'b');
+  EXPECT_EQ(store_->WriteRanges(5, 0, {{100, a}, {105, b}}).code(), EINVAL);
+  EXPECT_EQ(store_->WriteRanges(5, 0, {{200, a}, {100, b}}).code(), EINVAL);
+  const std::string before = Get(5, 0, 0, 300000);
+  EXPECT_EQ(before.substr(100, 10), model.substr(100, 10));
+  // Versioned: all or nothing.
+  wire::BlockVersion v1{1, 1, 9}, v2{1, 2, 9};
+  WriteVersions fresh{wire::BlockVersion{}, v1};
+  ASSERT_TRUE(store_->WriteRanges(6, 0, {{0, a}, {70000, b}}, 0, &fresh).ok());
+  WriteVersions stale{v2, wire::BlockVersion{1, 3, 9}};
+  EXPECT_EQ(store_->WriteRanges(6, 0, {{0, b}, {70000, a}}, 0, &stale).code(), ESTALE);
+  EXPECT_EQ(Get(6, 0, 0, 10), a);
+  EXPECT_EQ(Get(6, 0, 70000, 10), b);
+  EXPECT_EQ(Get(6, 0, 10, 69990), std::string(69990, '\0'));
+}
+
 TEST_F(BlockStoreTest, RejectsRangesPastTheBlock) {
   EXPECT_EQ(store_->Write(7, 0, kBlock - 1, "ab").code(), EINVAL);
   EXPECT_EQ(store_->Write(7, 0, kBlock + 1, "a").code(), EINVAL);

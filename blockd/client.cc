@@ -105,7 +105,7 @@ size_t Client::Quorum() const { return blockver::Quorum(Current()->map.replicas)
 Status Client::Write(uint64_t ino, uint64_t index, uint32_t offset,
                      std::shared_ptr<const std::string> buf, size_t buf_offset, size_t len,
                      bool sync, const wire::BlockVersion& base, const wire::BlockVersion& next,
-                     WriteResult* out) {
+                     WriteResult* out, const std::vector<wire::WriteRange>* ranges) {
   *out = WriteResult{};
   auto p = Current();
   auto replicas = p->ring.Replicas(ring::Ring::BlockKey(ino, index), p->map.replicas);
@@ -133,6 +133,8 @@ Status Client::Write(uint64_t ino, uint64_t index, uint32_t offset,
   req.flags = sync ? static_cast<uint32_t>(wire::kBlockSyncNow) : 0u;
   req.base = base;
   req.version = next;
+  if (ranges && ranges->size() > 1) req.ranges = *ranges;
+  else if (ranges && ranges->size() == 1) req.offset = ranges->front().offset;
   const std::string body = codec::Encode(req);
   auto send = [&](uint32_t id) {
     zmq::message_t data = rpc::ShareBytes(buf, buf_offset, len);

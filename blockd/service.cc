@@ -160,8 +160,24 @@ void BlockService::HandleWrite(const rpc::Message& m, rpc::Responder& r) {
   const WriteVersions v{req.base, req.version};
   wire::BlockReply rep;
   if (req.flags & wire::kBlockReplace) {
-    if (req.offset != 0) return r.Reply(Status::Error(EINVAL, "a replacement starts at offset 0"));
+    if (req.offset != 0 || !req.ranges.empty())
+      return r.Reply(Status::Error(EINVAL, "a replacement starts at offset 0"));
     st = store_->Replace(req.ino, req.index, m.data_view(), v, &rep.version);
+  } else if (!req.ranges.empty()) {
+    if (req.ranges.size() > wire::kMaxWriteRanges)
+      return r.Reply(Status::Error(EMSGSIZE, "too many ranges in one write"));
+    std::vector<BlockStore::Range> ranges;
+    ranges.reserve(req.ranges.size());
+    const std::string_view data = m.data_view();
+    uint64_t used = 0;
+    for (const auto& w : req.ranges) {
+      if (w.length > data.size() - used)
+        return r.Reply(Status::Error(EINVAL, "write ranges longer than the data"));
+      ranges.push_back(BlockStore::Range{w.offset, data.substr(used, w.length)});
+      used += w.length;
+    }
+    if (used != data.size()) return r.Reply(Status::Error(EINVAL, "write ranges shorter than the data"));
+    st = store_->WriteRanges(req.ino, req.index, ranges, req.flags, &v, &rep.version);
   } else {
     st = store_->Write(req.ino, req.index, req.offset, m.data_view(), req.flags, &v, &rep.version);
   }

@@ -391,6 +391,16 @@ enum BadCopyFlags : uint32_t {
 // MetaRequest.flags for kUnlink/kRmdir/kRename: none yet. MetaRequest.flags for
 // kRename carries RENAME_NOREPLACE / RENAME_EXCHANGE as in renameat2(2).
 
+// One range of a multi-range block write: its bytes follow the previous
+// range's in the data frame.
+struct WriteRange {
+  uint32_t offset = 0, length = 0;
+  bool operator==(const WriteRange&) const = default;
+  template <class A>
+  void serialize(A& ar) { ar(offset, length); }
+};
+constexpr size_t kMaxWriteRanges = 16384;
+
 struct BlockRequest {
   uint64_t ino = 0;
   uint64_t index = 0;
@@ -406,8 +416,11 @@ struct BlockRequest {
   BlockVersion version{};
   // kBlockDelete: more inodes to delete with `ino` (reclamation in batches).
   std::vector<uint64_t> inos;
+  // kBlockWrite of several ranges (sorted, not overlapping; the data frame
+  // holds them back to back); empty: one range at `offset`.
+  std::vector<WriteRange> ranges;
   template <class A>
-  void serialize(A& ar) { ar(ino, index, offset, length, size, flags, base, version, inos); }
+  void serialize(A& ar) { ar(ino, index, offset, length, size, flags, base, version, inos, ranges); }
 };
 
 struct BlockReply {

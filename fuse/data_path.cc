@@ -11,6 +11,8 @@ namespace ringfs::fuse {
 namespace {
 constexpr uint64_t kBs = wire::kBlockSize;
 constexpr uint32_t kChunk = 64 << 10;  // the block daemons' checksum unit
+// Buffered ranges per block before it is uploaded (a random writer's).
+constexpr size_t kMaxRanges = 1024;
 // A write or read whose replicas moved on is retried on what they hold at
 // most this often (each retry follows another writer's progress).
 constexpr int kMaxRebase = 8;
@@ -44,41 +46,75 @@ DataPath::DataPath(blockd::Client& blocks, const Options& opts, uint64_t session
 
 // ------------------------------------------------------------------ writes
 
+void Extent::Add(uint32_t off, const char* p, size_t n) {
+  const uint32_t end = off + static_cast<uint32_t>(n);
+  // The first range that could touch [off, end): the one before `off`.
+  auto it = ranges.upper_bound(off);
+  if (it != ranges.begin()) {
+    auto prev = std::prev(it);
+    if (prev->first + prev->second.size() >= off) it = prev;
+  }
+  // Common case: extending or overwriting inside one range that nothing
+  // after it touches (a sequential writer): in place.
+  if (it != ranges.end() && it->first <= off) {
+    auto next = std::next(it);
+    if (next == ranges.end() || next->first > end) {
+      std::string& d = it->second;
+      const size_t rel = off - it->first;
+      if (rel + n > d.size()) {
+        if (n >= kChunk && d.capacity() < kBs - it->first) d.reserve(kBs - it->first);  // no regrowth
+        bytes += rel + n - d.size();
+        d.resize(rel + n);
+      }
+      std::memcpy(d.data() + rel, p, n);
+      return;
+    }
+  }
+  // General case: merge every range that overlaps or touches [off, end).
+  uint32_t start = off, stop = end;
+  auto last = it;
+  while (last != ranges.end() && last->first <= end) {
+    start = std::min(start, last->first);
+    stop = std::max<uint32_t>(stop, last->first + static_cast<uint32_t>(last->second.size()));
+    ++last;
+  }
+  std::string merged(stop - start, '\0');
+  for (auto k = it; k != last; ++k) {
+    std::memcpy(merged.data() + (k->first - start), k->second.data(), k->second.size());
+    bytes -= k->second.size();
+  }
+  std::memcpy(merged.data() + (off - start), p, n);
+  ranges.erase(it, last);
+  bytes += merged.size();
+  ranges.emplace(start, std::move(merged));
+}
+
 Status DataPath::Write(const std::shared_ptr<Inode>& inode, uint64_t off, const char* buf,
                        size_t size, const OpenFile* file) {
   {
     std::lock_guard<std::mutex> lock(inode->mu);
     if (file && inode->error_seq > file->seen_error) return inode->last_error;
     Status st = ForEachBlock(off, size, [&](uint64_t index, uint32_t boff, size_t n, size_t done) {
-      auto it = inode->dirty.find(index);
-      if (it != inode->dirty.end()) {
-        Extent& e = it->second;
-        const uint32_t end = e.start + static_cast<uint32_t>(e.data.size());
-        if (boff >= e.start && boff <= end) {  // overlaps or extends the open extent
-          if (boff + n > end) e.data.resize(boff + n - e.start);
-          std::memcpy(e.data.data() + (boff - e.start), buf + done, n);
-        } else {
-          Extent old = std::move(e);
-          inode->dirty.erase(it);
-          SubmitLocked(inode, index, std::move(old));
-          it = inode->dirty.end();
-        }
-      }
-      if (it == inode->dirty.end()) {
-        Extent e;
-        e.start = boff;
-        if (n >= kChunk) e.data.reserve(kBs - boff);  // a streaming writer: no regrowth
-        e.data.assign(buf + done, n);
-        it = inode->dirty.emplace(index, std::move(e)).first;
-      }
-      if (it->second.start + it->second.data.size() == kBs) {  // block tail complete: send
-        Extent full = std::move(it->second);
-        inode->dirty.erase(it);
+      Extent& e = inode->dirty[index];
+      const size_t before = e.bytes;
+      e.Add(boff, buf + done, n);
+      inode->dirty_bytes += e.bytes - before;
+      // A streaming writer's full block goes at once; a random writer's
+      // ranges gather until the block holds many of them.
+      if (e.WholeTail() || e.ranges.size() >= kMaxRanges || e.bytes >= kBs) {
+        Extent full = std::move(e);
+        inode->dirty.erase(index);
         SubmitLocked(inode, index, std::move(full));
       }
       cache_.Erase(inode->ino, index);
       return Status::OK();
     });
+    // Bounded buffering: past the limit, everything of this file goes.
+    if (inode->dirty_bytes > opts_.inflight_bytes / 2) {
+      auto dirty = std::move(inode->dirty);
+      inode->dirty.clear();
+      for (auto& [index, ext] : dirty) SubmitLocked(inode, index, std::move(ext));
+    }
     (void)st;  // buffering cannot fail
     inode->write_end = std::max(inode->write_end, off + size);
     inode->wrote = true;
@@ -88,7 +124,20 @@ Status DataPath::Write(const std::shared_ptr<Inode>& inode, uint64_t off, const 
 }
 
 void DataPath::SubmitLocked(const std::shared_ptr<Inode>& inode, uint64_t index, Extent ext) {
-  Upload u{ext.start, std::make_shared<const std::string>(std::move(ext.data))};
+  inode->dirty_bytes -= std::min(inode->dirty_bytes, ext.bytes);
+  Upload u;
+  if (ext.ranges.size() == 1) {
+    u.ranges.push_back(wire::WriteRange{ext.ranges.begin()->first, static_cast<uint32_t>(ext.bytes)});
+    u.data = std::make_shared<const std::string>(std::move(ext.ranges.begin()->second));
+  } else {
+    std::string all;
+    all.reserve(ext.bytes);
+    for (auto& [off, d] : ext.ranges) {
+      u.ranges.push_back(wire::WriteRange{off, static_cast<uint32_t>(d.size())});
+      all += d;
+    }
+    u.data = std::make_shared<const std::string>(std::move(all));
+  }
   {
     std::lock_guard<std::mutex> lock(room_mu_);
     inflight_ += u.data->size();
@@ -120,7 +169,8 @@ Status DataPath::Send(const std::shared_ptr<Inode>& inode, uint64_t index, const
     }
     const wire::BlockVersion next = blockver::Next(base, epoch, session_);
     blockd::Client::WriteResult res;
-    st = blocks_.Write(inode->ino, index, u.start, u.data, 0, u.data->size(), false, base, next, &res);
+    st = blocks_.Write(inode->ino, index, u.ranges.empty() ? 0 : u.ranges.front().offset, u.data, 0,
+                       u.data->size(), false, base, next, &res, &u.ranges);
     {
       std::lock_guard<std::mutex> lock(inode->mu);
       if (--inode->sending == 0) inode->idle.notify_all();

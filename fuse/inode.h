@@ -18,15 +18,22 @@
 
 namespace ringfs::fuse {
 
-// A run of bytes to write into one block, starting at `start`.
+// One block's buffered writes: ranges by offset, merged when they overlap
+// or touch, so a random writer's many small writes go out as one message.
 struct Extent {
-  uint32_t start = 0;
-  std::string data;
+  std::map<uint32_t, std::string> ranges;
+  size_t bytes = 0;
+  // Later bytes win where they overlap earlier ones.
+  void Add(uint32_t off, const char* p, size_t n);
+  // One range that reaches the end of the block: a streaming writer's.
+  bool WholeTail() const {
+    return ranges.size() == 1 && ranges.begin()->first + ranges.begin()->second.size() == wire::kBlockSize;
+  }
 };
 
-// An extent frozen for upload.
+// An extent frozen for upload: its ranges back to back in `data`.
 struct Upload {
-  uint32_t start = 0;
+  std::vector<wire::WriteRange> ranges;
   std::shared_ptr<const std::string> data;
 };
 
@@ -55,7 +62,8 @@ struct Inode {
   uint64_t cache_version = 0;
   bool cache_valid = false;
 
-  std::map<uint64_t, Extent> dirty;                // block index -> open extent
+  std::map<uint64_t, Extent> dirty;                // block index -> buffered ranges
+  size_t dirty_bytes = 0;                          // in `dirty`
   std::map<uint64_t, std::deque<Upload>> queued;   // block index -> uploads, in order
   std::set<uint64_t> uploading;                    // blocks with a drain task running
   uint64_t write_end = 0;  // end of the furthest byte written since the last commit
