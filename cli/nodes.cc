@@ -249,6 +249,14 @@ Status ClusterStatus(const NodeCommand& c) {
                          .Field("moved_bytes", h.moved_bytes)
                          .Field("rate_bytes_per_s", h.rate_bytes_per_s)
                          .Field("rate_limit", h.rate_limit)
+                         .Field("journal_written_seq", rep.journal.written_seq)
+                         .Field("journal_durable_seq", rep.journal.durable_seq)
+                         .Field("journal_checkpoint_seq", rep.journal.checkpoint_seq)
+                         .Field("journal_flushes", rep.journal.flushes)
+                         .Field("journal_max_lag_us", rep.journal.max_lag_us)
+                         .Field("checkpoints", rep.journal.checkpoints)
+                         .Field("max_checkpoint_us", rep.journal.max_checkpoint_us)
+                         .Field("durability", std::string(rep.journal.strict ? "strict" : "journal"))
                          .Raw("nodes", "[" + nodes + "]")
                          .str()
                          .c_str());
@@ -258,6 +266,11 @@ Status ClusterStatus(const NodeCommand& c) {
              (unsigned long)map.epoch, map.replicas, c.meta.c_str());
       printf("nodes:   %u in, %u draining, %u joining, %u down%s%s\n", in, draining, joining, down,
              down ? ": " : "", down_list.c_str());
+      const wire::JournalState& j = rep.journal;
+      printf("journal: %s; seq %lu written, %lu on disk, %lu checkpointed (%lu checkpoints, longest %.1f ms)\n",
+             j.strict ? "strict" : "flushed within the interval", (unsigned long)j.written_seq,
+             (unsigned long)j.durable_seq, (unsigned long)j.checkpoint_seq, (unsigned long)j.checkpoints,
+             j.max_checkpoint_us / 1000.0);
       if (h.passes == 0) {
         printf("blocks:  first check under way\n");
       } else {

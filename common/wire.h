@@ -311,10 +311,13 @@ struct MetaRequest {
   // cut made; then a smaller size just drops the records past it), and
   // `cookie` is where it cut the blocks: min(new size, old size).
   uint64_t epoch = 0;
+  // A change to answer only once it is on disk, in any durability mode (a
+  // truncation, whose cut the block daemons have already made).
+  bool sync = false;
   template <class A>
   void serialize(A& ar) {
     ar(ino, parent, newparent, name, newname, value, mode, uid, gid, rdev, flags, mask, umask,
-       size, cookie, max_entries, atime, mtime, node, opens, session, open_inos, blocks, epoch);
+       size, cookie, max_entries, atime, mtime, node, opens, session, open_inos, blocks, epoch, sync);
   }
 };
 

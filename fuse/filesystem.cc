@@ -530,6 +530,14 @@ Status Filesystem::Truncate(const std::shared_ptr<Inode>& inode, uint64_t size, 
       m.epoch = t.epoch;
       m.cookie = t.cut_at;
       if (t.has_cut) m.blocks.push_back(t.cut);
+      // The block daemons have cut already: the new size must not be lost
+      // to a power loss of the metadata service once this returns.
+      uint64_t had;
+      {
+        std::lock_guard<std::mutex> lock(inode->mu);
+        had = std::max<uint64_t>(inode->attr.size, inode->Size());
+      }
+      m.sync = t.has_cut || size < had;
       st = meta_->Call(wire::Op::kSetAttr, m, &r);
     }
     if (!st.ok()) {

@@ -65,6 +65,11 @@ size_t BlockReclaimer::RunOnce() {
     acked_.clear();
     return 0;
   }
+  // Deleting blocks cannot be undone: the unlinks that queued them must be
+  // on disk first, or a power loss of this machine could bring back a file
+  // whose blocks are gone. One flush covers the whole batch.
+  Status durable = ns_->env().journal().Sync();
+  if (!durable.ok()) return 0;
   const wire::ClusterMap map = nodes_->Map();
   // Forget channels to addresses no node has any more.
   for (auto it = channels_.begin(); it != channels_.end();) {

@@ -172,6 +172,9 @@ BlockReclaimer::MoveResult BlockReclaimer::MoveBlock(const Namespace::BlockItem&
 
 size_t BlockReclaimer::MoveOnce() {
   nodes_->ApplyDownOut();
+  // Copies are dropped on the strength of the map and the block records:
+  // both must be on disk before anything acts on them (one flush a slice).
+  if (!ns_->env().journal().Sync().ok()) return 0;
   const wire::ClusterMap map = nodes_->Map();
   const auto now = SteadyClock::now();
   if (!pass_.active) {

@@ -218,9 +218,9 @@ void Service::PublishChanges(Op op, const wire::MetaRequest& req) {
   events_.Publish(req.session, std::move(changes));
 }
 
-void Service::Acknowledge(rpc::Responder&& r, const Status& st, wire::MetaReply&& rep) {
+void Service::Acknowledge(rpc::Responder&& r, const Status& st, wire::MetaReply&& rep, bool sync) {
   Journal& j = ns_->env().journal();
-  if (!st.ok() || !j.strict()) {
+  if (!st.ok() || (!j.strict() && !sync)) {
     rep.durable_seq = j.durable_seq();
     return Send(r, st, rep);
   }
@@ -310,7 +310,7 @@ void Service::Handle(rpc::Message&& m, rpc::Responder&& r) {
     if (st.ok() && (op == Op::kUnlink || op == Op::kRename) && rep.attr.ino != 0 && rep.attr.nlink == 0 &&
         !S_ISDIR(rep.attr.mode))
       rep.reclaimed = Reclaim(rep.attr.ino);
-    return Acknowledge(std::move(r), st, std::move(rep));
+    return Acknowledge(std::move(r), st, std::move(rep), req.sync);
   }
   // An open is counted before the inode is read, so a reclaim cannot delete
   // it between the two (OpenFiles::BeginReclaim).
@@ -320,6 +320,18 @@ void Service::Handle(rpc::Message&& m, rpc::Responder&& r) {
   wire::MetaReply rep;
   Status st = HandleDirect(op, req, &rep);
   if (!st.ok() && opening) open_files_.Close(req.session, req.ino, now);
+  // A membership change is acted on by block daemons (a replaced store
+  // discards its blocks) and the mover: answered once it is on disk, so a
+  // power loss cannot take back a change something already acted on.
+  const bool changed_node =
+      op == Op::kRegisterNode && (rep.reset_store || rep.node_id != req.node.id);  // not a heartbeat
+  if (st.ok() && (changed_node || ((op == Op::kNodeAdd || op == Op::kNodeRemove) && !(req.flags & wire::kDryRun)))) {
+    Journal& j = ns_->env().journal();
+    auto resp = std::make_shared<rpc::Responder>(std::move(r));
+    auto reply = std::make_shared<wire::MetaReply>(std::move(rep));
+    j.WhenDurable(j.written_seq(), [resp, reply] { Send(*resp, Status::OK(), *reply); });
+    return;
+  }
   Send(r, st, rep);
 }
 

@@ -76,7 +76,8 @@ class Service {
   Status HandleDirect(wire::Op op, const wire::MetaRequest& req, wire::MetaReply* rep);
   void PublishChanges(wire::Op op, const wire::MetaRequest& req);
   // Sends a mutation's reply: at once, or in strict mode once it is on disk.
-  void Acknowledge(rpc::Responder&& r, const Status& st, wire::MetaReply&& rep);
+  // `sync`: this one waits for the disk in any mode (the client asked).
+  void Acknowledge(rpc::Responder&& r, const Status& st, wire::MetaReply&& rep, bool sync = false);
   // Queued; a no-op unless `ino` is an orphan open nowhere. Answers `resp`
   // (a client's kReclaim) once done.
   // Returns whether it reclaimed it here and now.
