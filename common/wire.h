@@ -418,10 +418,10 @@ struct BlockRequest {
   BlockVersion base{};
   BlockVersion version{};
   // kBlockDelete: more inodes to delete with `ino` (reclamation in batches).
-  std::vector<uint64_t> inos;
+  std::vector<uint64_t> inos{};
   // kBlockWrite of several ranges (sorted, not overlapping; the data frame
   // holds them back to back); empty: one range at `offset`.
-  std::vector<WriteRange> ranges;
+  std::vector<WriteRange> ranges{};
   template <class A>
   void serialize(A& ar) { ar(ino, index, offset, length, size, flags, base, version, inos, ranges); }
 };

@@ -102,7 +102,14 @@ void DoCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
   m.opens = 1;
   wire::MetaReply r;
   Status st = fs->MetaCall(Op::kMknod, m, &r, req);
-  if (st.code() == EEXIST) fs->dirs().Forget(parent);
+  if (st.code() == EEXIST) {
+    fs->dirs().Forget(parent);
+    // Another mount made it while the kernel held its absence: without
+    // O_EXCL, open(2) must open it. ESTALE makes the kernel look the name
+    // up again (LOOKUP_REVAL) and open it the ordinary way, with the file's
+    // own permission checks.
+    if (!(fi->flags & O_EXCL)) return ReplyStatus(req, Status::Error(ESTALE, "created elsewhere"));
+  }
   if (!st.ok()) return ReplyStatus(req, st);
   fs->dirs().Added(parent, name);
   fuse_entry_param e;
