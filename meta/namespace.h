@@ -40,7 +40,7 @@
 //
 // Every mutation runs inside a caller's write transaction; ApplyBatch gives
 // each op its own nested transaction so a failing op undoes only itself,
-// and commits the whole batch with one sync (group commit).
+// and commits the whole batch as one journal record (meta/lmdb_env.h).
 #pragma once
 
 #include <cstdint>
