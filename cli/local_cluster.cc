@@ -171,6 +171,8 @@ Status Up(const UpOptions& o) {
   RETURN_IF_ERROR(EnsurePort(c, "meta_port"));
   // Gossip ports are fixed too: a restarted daemon is found where it was.
   RETURN_IF_ERROR(EnsurePort(c, "meta_gossip_port"));
+  // And the namespace events: mounts stay subscribed across a restart.
+  RETURN_IF_ERROR(EnsurePort(c, "meta_events_port"));
   for (int i = 0; i < nodes; i++) RETURN_IF_ERROR(EnsurePort(c, "node" + std::to_string(i) + "_port"));
   RETURN_IF_ERROR(SaveConf(dir, c));
   const std::string meta = "tcp://127.0.0.1:" + c["meta_port"];
@@ -179,7 +181,8 @@ Status Up(const UpOptions& o) {
   for (int i = 0; i < nodes; i++) fs::create_directories(dir + "/node" + std::to_string(i), ec);
   bool started = false;
   std::vector<std::string> meta_argv = {bin + "/ringfs-meta", "--dir", dir + "/meta", "--listen", meta,
-                                        "--gossip", "tcp://127.0.0.1:" + c["meta_gossip_port"]};
+                                        "--gossip", "tcp://127.0.0.1:" + c["meta_gossip_port"],
+                                        "--events", "tcp://127.0.0.1:" + c["meta_events_port"]};
   for (const auto& a : Split(c["meta_args"])) meta_argv.push_back(a);
   RETURN_IF_ERROR(StartDaemon(dir, "meta", meta_argv, &started));
   meta::Client client(meta, 2000, 0);
