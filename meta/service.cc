@@ -325,13 +325,8 @@ void Service::Handle(rpc::Message&& m, rpc::Responder&& r) {
   // power loss cannot take back a change something already acted on.
   const bool changed_node =
       op == Op::kRegisterNode && (rep.reset_store || rep.node_id != req.node.id);  // not a heartbeat
-  if (st.ok() && (changed_node || ((op == Op::kNodeAdd || op == Op::kNodeRemove) && !(req.flags & wire::kDryRun)))) {
-    Journal& j = ns_->env().journal();
-    auto resp = std::make_shared<rpc::Responder>(std::move(r));
-    auto reply = std::make_shared<wire::MetaReply>(std::move(rep));
-    j.WhenDurable(j.written_seq(), [resp, reply] { Send(*resp, Status::OK(), *reply); });
-    return;
-  }
+  const bool node_change = (op == Op::kNodeAdd || op == Op::kNodeRemove) && !(req.flags & wire::kDryRun);
+  if (st.ok() && (changed_node || node_change)) return Acknowledge(std::move(r), st, std::move(rep), true);
   Send(r, st, rep);
 }
 
