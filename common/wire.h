@@ -9,7 +9,7 @@
 
 namespace ringfs::wire {
 
-constexpr uint16_t kProtocolVersion = 5;
+constexpr uint16_t kProtocolVersion = 6;
 // Largest header frame accepted; bodies are small, data travels separately.
 constexpr size_t kMaxHeaderBytes = 1 << 20;
 // Block size: the unit of placement and replication (see docs/ARCHITECTURE.md).
@@ -249,8 +249,11 @@ struct DirEvents {
   uint64_t incarnation = 0, seq = 0;
   uint64_t session = 0;  // the client that made the change (0: a tick, or the service)
   std::vector<DirChange> changes;
+  // Inodes whose attributes changed (size, times, mode, owner, links).
+  std::vector<uint64_t> inodes;
+  bool tick() const { return changes.empty() && inodes.empty(); }
   template <class A>
-  void serialize(A& ar) { ar(incarnation, seq, session, changes); }
+  void serialize(A& ar) { ar(incarnation, seq, session, changes, inodes); }
 };
 
 // The metadata journal (kSyncMeta, kClusterStatus): sequence numbers of
@@ -355,17 +358,21 @@ struct MetaReply {
   uint64_t seq = 0, durable_seq = 0;
   JournalState journal;  // kSyncMeta, kClusterStatus
   std::string events_addr;  // kGetMap: where namespace change events are published
-  // kReaddir: the event seq (DirEvents) when the listing was read.
+  // Reads: the event seq (DirEvents) when the answer was read; every event
+  // up to it is reflected in the answer. Changes: the seq of this change's
+  // event. A mount that has heard every event up to it, and none since about
+  // these inodes, knows the answer is still current (fuse/dir_cache.h).
   uint64_t event_seq = 0, event_incarnation = 0;
   bool no_caps = false;  // kGetAttr of an open: the file has no security.capability
   // kUnlink/kRename: the victim lost its last name, was open nowhere and is
   // gone already (no kReclaim needed when this client forgets it).
   bool reclaimed = false;
+  uint64_t moved = 0;  // kRename: the inode that moved (its ctime changed)
   template <class A>
   void serialize(A& ar) {
     ar(attr, entries, eof, value, statfs, map, node_id, dirs, runs, runs_end, prev_data_version,
        superseded, plan, health, reset_store, holders, gossip_seed, seq, durable_seq, journal,
-       events_addr, event_seq, event_incarnation, no_caps, reclaimed);
+       events_addr, event_seq, event_incarnation, no_caps, reclaimed, moved);
   }
 };
 

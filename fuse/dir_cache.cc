@@ -1,5 +1,7 @@
 #include "fuse/dir_cache.h"
 
+#include <algorithm>
+
 #include <zmq.hpp>
 
 #include "common/codec.h"
@@ -12,10 +14,12 @@ using Clock = std::chrono::steady_clock;
 
 DirCache::~DirCache() { Stop(); }
 
-void DirCache::Start(const std::string& events_addr, uint64_t session, Invalidate inval) {
+void DirCache::Start(const std::string& events_addr, uint64_t session, Invalidate inval,
+                     InvalidateInode inval_inode) {
   if (!opts_.enabled || events_addr.empty()) return;
   session_ = session;
   inval_ = std::move(inval);
+  inval_inode_ = std::move(inval_inode);
   addr_ = events_addr;
   thread_ = std::thread([this] { Loop(); });
 }
@@ -41,13 +45,49 @@ void DirCache::DropAllLocked() {
   }
   gen_++;
   drops_++;
+  // Whatever the kernel was told it may keep for long can no longer be
+  // kept up to date: it goes, now.
+  for (auto& [key, ino] : named_) lost_.names.push_back({key.first, key.second});
+  lost_.inodes.insert(lost_.inodes.end(), attrs_.begin(), attrs_.end());
+  named_.clear();
+  names_of_.clear();
+  attrs_.clear();
+}
+
+void DirCache::Run(const Invals& v) {
+  if (inval_)
+    for (const auto& c : v.names) inval_(c.dir, c.name);
+  if (inval_inode_)
+    for (uint64_t ino : v.inodes) inval_inode_(ino);
 }
 
 void DirCache::Loop() {
   std::unique_ptr<zmq::socket_t> sub_ptr;
   std::string connected;
   bool silent = true;
+  // Invalidations are sent twice: a reply the kernel was still taking in
+  // when the first went (a lookup answered just before the event arrived)
+  // is caught by the second.
+  Invals redo;
+  Clock::time_point redo_at{};
+  auto flush_lost = [&] {
+    Invals lost;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      std::swap(lost, lost_);
+    }
+    if (lost.empty()) return;
+    Run(lost);
+    if (redo.empty()) redo_at = Clock::now() + std::chrono::milliseconds(kRedoMs);
+    redo.names.insert(redo.names.end(), lost.names.begin(), lost.names.end());
+    redo.inodes.insert(redo.inodes.end(), lost.inodes.begin(), lost.inodes.end());
+  };
   while (!stop_) {
+    flush_lost();
+    if (!redo.empty() && Clock::now() >= redo_at) {
+      Run(redo);
+      redo = Invals{};
+    }
     std::string want;
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -66,6 +106,10 @@ void DirCache::Loop() {
       } catch (const zmq::error_t& e) {
         LOG_WARN("namespace events from %s: %s; every lookup asks the service", want.c_str(), e.what());
         sub_ptr.reset();
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          DropAllLocked();
+        }
         std::this_thread::sleep_for(std::chrono::milliseconds(500));
         continue;
       }
@@ -73,7 +117,7 @@ void DirCache::Loop() {
     zmq::socket_t& sub = *sub_ptr;
     zmq::pollitem_t item = {sub.handle(), 0, ZMQ_POLLIN, 0};
     try {
-      zmq::poll(&item, 1, std::chrono::milliseconds(100));
+      zmq::poll(&item, 1, std::chrono::milliseconds(redo.empty() ? 100 : kRedoMs));
     } catch (const zmq::error_t&) {
       continue;
     }
@@ -94,10 +138,10 @@ void DirCache::Loop() {
       DropAllLocked();  // an event we cannot read is an event missed
       continue;
     }
-    std::vector<wire::DirChange> foreign;
+    Invals foreign;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      const bool tick = ev.changes.empty();
+      const bool tick = ev.tick();
       const bool in_order = ev.incarnation == incarnation_ && ev.seq == (tick ? seq_ : seq_ + 1);
       if (!in_order) {
         DropAllLocked();
@@ -107,26 +151,108 @@ void DirCache::Loop() {
       heard_ = now;
       silent = false;
       if (!tick && ev.session != session_) {
+        auto note = [&](uint64_t ino) { recent_.emplace_back(ev.seq, ino); };
         for (const auto& c : ev.changes) {
           auto it = dirs_.find(c.dir);
           if (it != dirs_.end()) {
             it->second.complete = false;
             it->second.names.clear();
           }
-          recent_.emplace_back(ev.seq, c.dir);
+          note(c.dir);
         }
+        for (uint64_t ino : ev.inodes) note(ino);
         while (recent_.size() > kRecent) {
           forgotten_ = recent_.front().first;
           recent_.pop_front();
         }
-        foreign = std::move(ev.changes);
+        foreign.names = std::move(ev.changes);
+        foreign.inodes = std::move(ev.inodes);
       }
     }
-    // The kernel may hold this name (or its absence) for the entry time:
-    // tell it now.
-    if (inval_)
-      for (const auto& c : foreign) inval_(c.dir, c.name);
+    heard_cv_.notify_all();
+    // The kernel may hold this name (or its absence), or these attributes:
+    // tell it now, and once more in a moment.
+    if (!foreign.empty()) {
+      Run(foreign);
+      if (redo.empty()) redo_at = Clock::now() + std::chrono::milliseconds(kRedoMs);
+      redo.names.insert(redo.names.end(), foreign.names.begin(), foreign.names.end());
+      redo.inodes.insert(redo.inodes.end(), foreign.inodes.begin(), foreign.inodes.end());
+    }
   }
+}
+
+bool DirCache::Trust(uint64_t ino, uint64_t dir, const std::string& name, uint64_t incarnation,
+                     uint64_t seq) {
+  if (!opts_.enabled || incarnation == 0) return false;
+  std::unique_lock<std::mutex> lock(mu_);
+  if (incarnation != incarnation_) return false;
+  // A reply usually arrives just before the event published ahead of it.
+  if (seq_ < seq)
+    heard_cv_.wait_for(lock, std::chrono::milliseconds(kCatchUpMs),
+                       [&] { return seq_ >= seq || incarnation_ != incarnation; });
+  if (incarnation != incarnation_ || seq_ < seq || forgotten_ > seq || !LiveLocked(Clock::now()))
+    return false;
+  for (auto it = recent_.rbegin(); it != recent_.rend() && it->first > seq; ++it)
+    if (it->second == ino || (dir != 0 && it->second == dir)) return false;
+  attrs_.insert(ino);
+  if (dir != 0) {
+    auto [it, fresh] = named_.emplace(std::make_pair(dir, name), ino);
+    if (!fresh && it->second != ino) {  // the name now leads elsewhere
+      auto& old = names_of_[it->second];
+      old.erase(std::remove(old.begin(), old.end(), it->first), old.end());
+      it->second = ino;
+      fresh = true;
+    }
+    if (fresh) names_of_[ino].push_back(it->first);
+  }
+  granted_++;
+  return true;
+}
+
+void DirCache::Untrack(uint64_t ino) {
+  std::lock_guard<std::mutex> lock(mu_);
+  attrs_.erase(ino);
+  auto it = names_of_.find(ino);
+  if (it == names_of_.end()) return;
+  for (const auto& key : it->second) {
+    auto n = named_.find(key);
+    if (n != named_.end() && n->second == ino) named_.erase(n);
+  }
+  names_of_.erase(it);
+}
+
+void DirCache::Unnamed(uint64_t dir, const std::string& name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto n = named_.find({dir, name});
+  if (n == named_.end()) return;
+  auto& names = names_of_[n->second];
+  names.erase(std::remove(names.begin(), names.end(), n->first), names.end());
+  named_.erase(n);
+}
+
+void DirCache::Renamed(uint64_t dir, const std::string& name, uint64_t newdir, const std::string& newname,
+                       bool exchange) {
+  std::lock_guard<std::mutex> lock(mu_);
+  // The kernel moved its entries, timeouts and all: they are ours to
+  // invalidate under their new names. What a replaced name led to is gone.
+  auto take = [&](const std::pair<uint64_t, std::string>& key) -> uint64_t {
+    auto n = named_.find(key);
+    if (n == named_.end()) return 0;
+    const uint64_t ino = n->second;
+    auto& names = names_of_[ino];
+    names.erase(std::remove(names.begin(), names.end(), key), names.end());
+    named_.erase(n);
+    return ino;
+  };
+  auto put = [&](const std::pair<uint64_t, std::string>& key, uint64_t ino) {
+    if (ino == 0) return;
+    named_[key] = ino;
+    names_of_[ino].push_back(key);
+  };
+  const auto from = std::make_pair(dir, name), to = std::make_pair(newdir, newname);
+  const uint64_t moved = take(from), replaced = take(to);
+  put(to, moved);
+  if (exchange) put(from, replaced);
 }
 
 DirCache::Mark DirCache::Begin(uint64_t) {

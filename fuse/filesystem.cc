@@ -46,10 +46,20 @@ void Filesystem::Start() {
     blocks_.SetMap(map_rep.map);
     // Another client's change to a name: the kernel forgets its entry (or
     // its absence) at once instead of at the end of the entry time.
-    dirs_.Start(map_rep.events_addr, session_, [this](uint64_t dir, const std::string& name) {
-      if (fuse_session* se = se_.load())
-        (void)fuse_lowlevel_notify_inval_entry(se, dir, name.data(), name.size());
-    });
+    dirs_.Start(
+        map_rep.events_addr, session_,
+        [this](uint64_t dir, const std::string& name) {
+          if (fuse_session* se = se_.load())
+            (void)fuse_lowlevel_notify_inval_entry(se, dir, name.data(), name.size());
+        },
+        [this](uint64_t ino) {
+          // Changed elsewhere: what this client learnt of it is old too.
+          if (auto inode = Find(ino)) {
+            std::lock_guard<std::mutex> lock(inode->mu);
+            inode->fresh_until = {};
+          }
+          InvalidateAttr(ino);
+        });
   } else {
     LOG_ERROR("cannot read the cluster map from %s: %s", opts_.meta.c_str(), map_st.ToString().c_str());
   }
@@ -235,6 +245,12 @@ double Filesystem::AttrTimeout(const wire::Attr& a) const {
   return S_ISDIR(a.mode) ? opts_.dir_attr_timeout : opts_.file_attr_timeout;
 }
 
+double Filesystem::AttrTimeout(const wire::Attr& a, const Source& src) {
+  const double base = AttrTimeout(a);
+  if (opts_.events_timeout <= base || src.seq == 0) return base;
+  return dirs_.Trust(a.ino, 0, "", src.incarnation, src.seq) ? opts_.events_timeout : base;
+}
+
 void Filesystem::FillStat(const wire::Attr& a, struct stat* st) const {
   *st = {};
   st->st_ino = a.ino;
@@ -251,7 +267,7 @@ void Filesystem::FillStat(const wire::Attr& a, struct stat* st) const {
   st->st_ctim = {a.ctime.sec, a.ctime.nsec};
 }
 
-void Filesystem::Remember(const wire::Attr& attr, fuse_entry_param* e) {
+void Filesystem::Remember(const wire::Attr& attr, fuse_entry_param* e, const Source& src) {
   std::shared_ptr<Inode> inode;
   {
     std::lock_guard<std::mutex> lock(table_mu_);
@@ -261,6 +277,7 @@ void Filesystem::Remember(const wire::Attr& attr, fuse_entry_param* e) {
     inode = slot;
   }
   wire::Attr shown = attr;
+  bool own_writes;
   {
     std::lock_guard<std::mutex> lock(inode->mu);
     if (inode->open_count == 0 || !inode->have_attr) {
@@ -268,6 +285,7 @@ void Filesystem::Remember(const wire::Attr& attr, fuse_entry_param* e) {
       inode->have_attr = true;
     }
     shown.size = inode->Size();
+    own_writes = inode->wrote || inode->HasPendingWrites();
   }
   *e = {};
   e->ino = attr.ino;
@@ -275,6 +293,13 @@ void Filesystem::Remember(const wire::Attr& attr, fuse_entry_param* e) {
   FillStat(shown, &e->attr);
   e->attr_timeout = AttrTimeout(attr);
   e->entry_timeout = opts_.entry_timeout;
+  if (opts_.events_timeout > opts_.entry_timeout && src.seq != 0 &&
+      dirs_.Trust(attr.ino, src.dir, src.name, src.incarnation, src.seq)) {
+    e->entry_timeout = opts_.events_timeout;
+    // Attributes with this client's own writes in them are not the
+    // service's: the kernel asks again, as before.
+    if (!own_writes) e->attr_timeout = opts_.events_timeout;
+  }
 }
 
 void Filesystem::Forget(uint64_t ino, uint64_t n) {
@@ -289,6 +314,7 @@ void Filesystem::Forget(uint64_t ino, uint64_t n) {
     gone = inode;
     table_.erase(it);
   }
+  dirs_.Untrack(ino);
   bool reclaim;
   {
     std::lock_guard<std::mutex> lock(gone->mu);
@@ -407,15 +433,20 @@ Status Filesystem::CommitWrites(const std::shared_ptr<Inode>& inode, bool publis
     sent += n;
   } while (sent < blocks.size());
   if (st.ok() && !superseded.empty()) st = Restamp(inode, blocks, superseded, rep.attr.block_epoch);
-  std::lock_guard<std::mutex> lock(inode->mu);
-  if (!st.ok()) {
-    std::vector<wire::BlockState> rest(std::make_move_iterator(blocks.begin() + sent),
-                                       std::make_move_iterator(blocks.end()));
-    ReturnUncommittedLocked(*inode, rest);
-    return st;
+  {
+    std::lock_guard<std::mutex> lock(inode->mu);
+    if (!st.ok()) {
+      std::vector<wire::BlockState> rest(std::make_move_iterator(blocks.begin() + sent),
+                                         std::make_move_iterator(blocks.end()));
+      ReturnUncommittedLocked(*inode, rest);
+      return st;
+    }
+    AdoptAttrLocked(*inode, rep.attr, rep.prev_data_version);
+    if (publish_size) inode->MarkCommitted(req.size);
   }
-  AdoptAttrLocked(*inode, rep.attr, rep.prev_data_version);
-  if (publish_size) inode->MarkCommitted(req.size);
+  // The commit set a new size and mtime the kernel may not have (it can
+  // hold attributes for long, Remember): it asks again.
+  InvalidateAttr(inode->ino);
   return Status::OK();
 }
 

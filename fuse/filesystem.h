@@ -26,6 +26,14 @@
 
 namespace ringfs::fuse {
 
+// Where an answer came from: the name it was found by (dir 0: none) and
+// the event seq it was read at (wire::MetaReply::event_seq).
+struct AnswerSource {
+  uint64_t dir = 0;
+  const char* name = "";
+  uint64_t incarnation = 0, seq = 0;
+};
+
 class Filesystem {
  public:
   explicit Filesystem(Options opts);
@@ -50,8 +58,16 @@ class Filesystem {
 
   std::shared_ptr<Inode> Get(uint64_t ino);  // creates the entry if absent
   std::shared_ptr<Inode> Find(uint64_t ino);
-  // Records an entry handed to the kernel (lookup count +1) and fills `e`.
-  void Remember(const wire::Attr& attr, fuse_entry_param* e);
+  using Source = AnswerSource;
+  static Source From(const wire::MetaReply& r, uint64_t dir = 0, const char* name = "") {
+    return Source{dir, name, r.event_incarnation, r.event_seq};
+  }
+  // Records an entry handed to the kernel (lookup count +1) and fills `e`:
+  // kept for long when the event stream vouches for `src`.
+  void Remember(const wire::Attr& attr, fuse_entry_param* e, const Source& src = {});
+  // The seconds the kernel may keep `attr` (of a file not open here with
+  // writes of its own) read at `src`.
+  double AttrTimeout(const wire::Attr& a, const Source& src);
   void Forget(uint64_t ino, uint64_t n);
   // Takes attributes the metadata service just sent for a known inode.
   void UpdateAttr(const wire::Attr& attr);

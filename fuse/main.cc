@@ -128,6 +128,9 @@ void Init(void* userdata, fuse_conn_info* conn) {
   // re-ask on every read.
   conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
   if (conn->capable & FUSE_CAP_PARALLEL_DIROPS) conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+  // A symlink's target never changes (a new one is a new inode): the kernel
+  // keeps it, instead of a readlink round trip on every path walk through it.
+  if (conn->capable & FUSE_CAP_CACHE_SYMLINKS) conn->want |= FUSE_CAP_CACHE_SYMLINKS;
   fs->Start();
 }
 
@@ -174,6 +177,7 @@ int main(int argc, char* argv[]) {
     // caching, and every lookup asks the service.
     o.entry_timeout = o.dir_attr_timeout = o.file_attr_timeout = o.negative_timeout = 0;
     o.dir_cache = false;
+    o.events_timeout = 0;
   }
   Filesystem fs(o);
   fuse_lowlevel_ops ops{};

@@ -113,7 +113,7 @@ void DoCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
   if (!st.ok()) return ReplyStatus(req, st);
   fs->dirs().Added(parent, name);
   fuse_entry_param e;
-  fs->Remember(r.attr, &e);
+  fs->Remember(r.attr, &e, Filesystem::From(r, parent, name));
   auto inode = fs->Get(r.attr.ino);
   NoteOpen(fs, inode, r.attr, {}, UINT64_MAX, /*no_caps=*/true);  // a new file has no xattrs
   fi->keep_cache = 1;

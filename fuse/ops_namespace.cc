@@ -11,16 +11,16 @@ namespace {
 
 using wire::Op;
 
-void ReplyEntry(fuse_req_t req, const wire::Attr& attr) {
+void ReplyEntry(fuse_req_t req, const wire::Attr& attr, const Filesystem::Source& src = {}) {
   fuse_entry_param e;
-  Fs(req)->Remember(attr, &e);
+  Fs(req)->Remember(attr, &e, src);
   fuse_reply_entry(req, &e);
 }
 
-void ReplyAttr(fuse_req_t req, const wire::Attr& attr) {
+void ReplyAttr(fuse_req_t req, const wire::Attr& attr, const Filesystem::Source& src = {}) {
   struct stat st;
   Fs(req)->FillStat(attr, &st);
-  fuse_reply_attr(req, &st, Fs(req)->AttrTimeout(attr));
+  fuse_reply_attr(req, &st, Fs(req)->AttrTimeout(attr, src));
 }
 
 // An absent name, which the kernel may remember for the negative time (an
@@ -44,7 +44,7 @@ void DoLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   Status st = fs->MetaCall(Op::kLookup, m, &r, req);
   if (st.code() == ENOENT) return ReplyAbsent(req);
   if (!st.ok()) return ReplyStatus(req, st);
-  ReplyEntry(req, r.attr);
+  ReplyEntry(req, r.attr, Filesystem::From(r, parent, name));
 }
 
 void DoForget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
@@ -86,7 +86,7 @@ void DoGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
   Status st = fs->MetaCall(Op::kGetAttr, m, &r, req);
   if (!st.ok()) return ReplyStatus(req, st);
   fs->UpdateAttr(r.attr);
-  ReplyAttr(req, r.attr);
+  ReplyAttr(req, r.attr, Filesystem::From(r));
 }
 
 void DoSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info*) {
@@ -149,7 +149,7 @@ void DoSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
     st = fs->Restamp(inode, m.blocks, r.superseded, r.attr.block_epoch);
     if (!st.ok()) return ReplyStatus(req, st);
   }
-  ReplyAttr(req, r.attr);
+  ReplyAttr(req, r.attr, Filesystem::From(r));
 }
 
 void MakeNode(fuse_req_t req, Op op, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev,
@@ -168,7 +168,7 @@ void MakeNode(fuse_req_t req, Op op, fuse_ino_t parent, const char* name, mode_t
   if (!st.ok()) return ReplyStatus(req, st);
   fs->dirs().Added(parent, name);
   if (op == Op::kMkdir) fs->dirs().Created(r.attr.ino, mark);  // empty, and ours
-  ReplyEntry(req, r.attr);
+  ReplyEntry(req, r.attr, Filesystem::From(r, parent, name));
 }
 
 void DoMknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
@@ -197,7 +197,7 @@ void DoLink(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* ne
   if (st.code() == EEXIST) Fs(req)->dirs().Forget(newparent);
   if (!st.ok()) return ReplyStatus(req, st);
   Fs(req)->dirs().Added(newparent, newname);
-  ReplyEntry(req, r.attr);
+  ReplyEntry(req, r.attr, Filesystem::From(r, newparent, newname));
 }
 
 void Remove(fuse_req_t req, Op op, fuse_ino_t parent, const char* name) {
@@ -209,6 +209,7 @@ void Remove(fuse_req_t req, Op op, fuse_ino_t parent, const char* name) {
   if (st.ok()) {
     Fs(req)->NoteUnlinked(r.attr, r.reclaimed);
     Fs(req)->dirs().Removed(parent, name);
+    Fs(req)->dirs().Unnamed(parent, name);
   }
   ReplyStatus(req, st);
 }
@@ -237,6 +238,7 @@ void DoRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t ne
       dirs.Removed(parent, name);
       dirs.Added(newparent, newname);
     }
+    dirs.Renamed(parent, name, newparent, newname, flags & RENAME_EXCHANGE);
   }
   ReplyStatus(req, st);
 }

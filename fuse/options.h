@@ -18,6 +18,11 @@ struct Options {
   // Answer lookups of absent names in directories known complete locally
   // (fuse/dir_cache.h); off when the entry time is 0 (strict).
   bool dir_cache = true;
+  // While the service's event stream is live, an answer it says is current
+  // may be kept by the kernel this long (entries and attributes): another
+  // client's change invalidates it at once, and a lost stream drops every
+  // one within about a second (DirCache::Trust). 0: the times above only.
+  double events_timeout = 30.0;
   // Clean block cache. Files up to half of it are fetched whole even when
   // read randomly (-o cache_mb=N).
   uint64_t cache_bytes = 1024ull << 20;

@@ -55,13 +55,15 @@ void EventPublisher::Send(const wire::DirEvents& ev) {
   }
 }
 
-uint64_t EventPublisher::Publish(uint64_t session, std::vector<wire::DirChange> changes) {
+uint64_t EventPublisher::Publish(uint64_t session, std::vector<wire::DirChange> changes,
+                                 std::vector<uint64_t> inodes) {
   std::lock_guard<std::mutex> lock(mu_);
   wire::DirEvents ev;
   ev.incarnation = incarnation_;
   ev.seq = seq_.load() + 1;
   ev.session = session;
   ev.changes = std::move(changes);
+  ev.inodes = std::move(inodes);
   seq_.store(ev.seq);
   Send(ev);
   return ev.seq;

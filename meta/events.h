@@ -29,8 +29,9 @@ class EventPublisher {
   Status Start(const std::string& endpoint);
   void Stop();
   const std::string& endpoint() const { return endpoint_; }
-  // One event; returns its seq. Changes made by `session` (0: the service).
-  uint64_t Publish(uint64_t session, std::vector<wire::DirChange> changes);
+  // One event; returns its seq. Changes made by `session` (0: the service):
+  // names in directories, and inodes whose attributes changed.
+  uint64_t Publish(uint64_t session, std::vector<wire::DirChange> changes, std::vector<uint64_t> inodes = {});
   // The newest seq and this incarnation: a listing read now reflects every
   // event up to it.
   uint64_t seq() const { return seq_.load(); }

@@ -107,6 +107,7 @@ Status Rename(Ctx& c) {
   auto te = c.t.GetEntry(c.req.newparent, c.req.newname);
   if (!te.ok() && te.status().code() != ENOENT) return te.status();
   c.rep->attr = wire::Attr();  // ino 0: nothing replaced
+  c.rep->moved = s.src.attr.ino;
 
   if (te.ok() && (flags & RENAME_NOREPLACE)) return Status::Error(EEXIST, "target exists");
   if (te.ok() && te->ino == s.se.ino) return Status::OK();  // same inode: a no-op

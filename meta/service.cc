@@ -1,5 +1,7 @@
 #include "meta/service.h"
 
+#include <algorithm>
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -194,9 +196,14 @@ bool Service::Reclaim(uint64_t ino, std::shared_ptr<rpc::Responder> resp) {
 }
 
 // After the change is applied: a mount that hears of it and asks again
-// finds it.
-void Service::PublishChanges(Op op, const wire::MetaRequest& req) {
+// finds it. The reply carries the event's seq, so the changer knows what it
+// was told is current once it has heard that far (fuse/dir_cache.h).
+void Service::PublishChanges(Op op, const wire::MetaRequest& req, wire::MetaReply* rep) {
   std::vector<wire::DirChange> changes;
+  std::vector<uint64_t> inodes;
+  auto touched = [&](uint64_t ino) {
+    if (ino != 0 && std::find(inodes.begin(), inodes.end(), ino) == inodes.end()) inodes.push_back(ino);
+  };
   switch (op) {
     case Op::kMknod:
     case Op::kMkdir:
@@ -204,18 +211,32 @@ void Service::PublishChanges(Op op, const wire::MetaRequest& req) {
     case Op::kUnlink:
     case Op::kRmdir:
       changes.push_back({req.parent, req.name});
+      touched(req.parent);
       break;
     case Op::kLink:
       changes.push_back({req.newparent, req.newname});
+      touched(req.newparent);
+      touched(req.ino);
       break;
     case Op::kRename:
       changes.push_back({req.parent, req.name});
       changes.push_back({req.newparent, req.newname});
+      touched(req.parent);
+      touched(req.newparent);
+      touched(rep->moved);
+      break;
+    case Op::kSetAttr:
+    case Op::kCommitWrite:
+    case Op::kSetXattr:
+    case Op::kRemoveXattr:
+      touched(req.ino);
       break;
     default:
       return;
   }
-  events_.Publish(req.session, std::move(changes));
+  touched(rep->attr.ino);  // what was made, or lost a name, or changed
+  rep->event_seq = events_.Publish(req.session, std::move(changes), std::move(inodes));
+  rep->event_incarnation = events_.incarnation();
 }
 
 void Service::Acknowledge(rpc::Responder&& r, const Status& st, wire::MetaReply&& rep, bool sync) {
@@ -304,7 +325,7 @@ void Service::Handle(rpc::Message&& m, rpc::Responder&& r) {
     if (!st.ok()) rep = wire::MetaReply();
     if (st.ok() && op == Op::kMknod && req.opens != 0)
       open_files_.Open(req.session, rep.attr.ino, OpenFiles::Clock::now());
-    if (st.ok()) PublishChanges(op, req);
+    if (st.ok()) PublishChanges(op, req, &rep);
     // The last name of a file open nowhere: reclaimed now, in this request,
     // instead of by a kReclaim when the remover's kernel forgets it.
     if (st.ok() && (op == Op::kUnlink || op == Op::kRename) && rep.attr.ino != 0 && rep.attr.nlink == 0 &&
@@ -346,17 +367,6 @@ Status Service::HandleDirect(Op op, const wire::MetaRequest& req, wire::MetaRepl
       rep->event_incarnation = events_.incarnation();
       rep->event_seq = events_.seq();
       return Status::OK();
-    case Op::kReaddir:
-      // Read before the listing: every event up to it is in the listing.
-      rep->event_incarnation = events_.incarnation();
-      rep->event_seq = events_.seq();
-      {
-        const uint64_t seq = rep->event_seq, inc = rep->event_incarnation;
-        RETURN_IF_ERROR(ns_->Read(op, req, rep));
-        rep->event_seq = seq;
-        rep->event_incarnation = inc;
-      }
-      return Status::OK();
     case Op::kNodeAdd:
     case Op::kNodeRemove: {
       const bool dry = req.flags & wire::kDryRun;
@@ -389,7 +399,16 @@ Status Service::HandleDirect(Op op, const wire::MetaRequest& req, wire::MetaRepl
       return Status::OK();
     }
     default:
-      return ns_->Read(op, req, rep);
+      // Read before the answer: every event up to it is in the answer.
+      rep->event_incarnation = events_.incarnation();
+      rep->event_seq = events_.seq();
+      {
+        const uint64_t seq = rep->event_seq, inc = rep->event_incarnation;
+        RETURN_IF_ERROR(ns_->Read(op, req, rep));
+        rep->event_seq = seq;
+        rep->event_incarnation = inc;
+      }
+      return Status::OK();
   }
 }
 

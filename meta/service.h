@@ -74,7 +74,7 @@ class Service {
   explicit Service(ServiceOptions opts) : opts_(std::move(opts)) {}
   void Handle(rpc::Message&& m, rpc::Responder&& r);
   Status HandleDirect(wire::Op op, const wire::MetaRequest& req, wire::MetaReply* rep);
-  void PublishChanges(wire::Op op, const wire::MetaRequest& req);
+  void PublishChanges(wire::Op op, const wire::MetaRequest& req, wire::MetaReply* rep);
   // Sends a mutation's reply: at once, or in strict mode once it is on disk.
   // `sync`: this one waits for the disk in any mode (the client asked).
   void Acknowledge(rpc::Responder&& r, const Status& st, wire::MetaReply&& rep, bool sync = false);
