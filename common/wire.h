@@ -368,11 +368,12 @@ struct MetaReply {
   // gone already (no kReclaim needed when this client forgets it).
   bool reclaimed = false;
   uint64_t moved = 0;  // kRename: the inode that moved (its ctime changed)
+  std::vector<Attr> entry_attrs;  // kReaddir with kReaddirPlus: one per entry
   template <class A>
   void serialize(A& ar) {
     ar(attr, entries, eof, value, statfs, map, node_id, dirs, runs, runs_end, prev_data_version,
        superseded, plan, health, reset_store, holders, gossip_seed, seq, durable_seq, journal,
-       events_addr, event_seq, event_incarnation, no_caps, reclaimed, moved);
+       events_addr, event_seq, event_incarnation, no_caps, reclaimed, moved, entry_attrs);
   }
 };
 
@@ -394,6 +395,10 @@ enum NodeOpFlags : uint32_t {
 };
 
 // MetaRequest.flags for kReportBadCopy.
+enum ReaddirFlags : uint32_t {
+  kReaddirPlus = 1,  // each entry's attributes too (MetaReply::entry_attrs)
+};
+
 enum BadCopyFlags : uint32_t {
   kBadCopyAnyVersion = 1,  // the copy's header is unreadable: whatever the version
 };

@@ -148,7 +148,7 @@ class Filesystem {
 };
 
 // FUSE requests served, by type (common/op_stats.h).
-enum class FuseOp : size_t { kOpen, kCreate, kRead, kWrite, kFlush, kRelease, kFsync, kLookup, kForget, kForgetMulti, kGetattr, kSetattr, kMknod, kMkdir, kSymlink, kLink, kUnlink, kRmdir, kRename, kReadlink, kOpendir, kReaddir, kReleasedir, kStatfs, kFsyncdir, kSetxattr, kGetxattr, kListxattr, kRemovexattr, kCount };
+enum class FuseOp : size_t { kOpen, kCreate, kRead, kWrite, kFlush, kRelease, kFsync, kLookup, kForget, kForgetMulti, kGetattr, kSetattr, kMknod, kMkdir, kSymlink, kLink, kUnlink, kRmdir, kRename, kReadlink, kOpendir, kReaddir, kReaddirplus, kReleasedir, kStatfs, kFsyncdir, kSetxattr, kGetxattr, kListxattr, kRemovexattr, kCount };
 stats::Table& FuseStats();
 #define RINGFS_FUSE_OP(name) ::ringfs::stats::Scope fuse_op_timer_(::ringfs::fuse::FuseStats(), static_cast<size_t>(::ringfs::fuse::FuseOp::k##name))
 

@@ -273,24 +273,41 @@ void DoOpendir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
 
 // Offsets: 1 and 2 are "." and ".."; an entry with metadata cookie c has
 // offset c + 2, so a listing resumes exactly after the last entry returned.
-void DoReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
-  RINGFS_FUSE_OP(Readdir);
+// READDIRPLUS (`plus`) also hands the kernel each entry with its
+// attributes, as a lookup would (the lookup count goes up for each one
+// but "." and ".."): ls -l, find and rm -rf then ask no lookups.
+void List(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi, bool plus) {
   std::string buf(size, '\0');
   size_t used = 0;
-  auto add = [&](const char* name, uint64_t child, uint32_t mode, off_t next) {
-    struct stat st {};
-    st.st_ino = child;
-    st.st_mode = mode;
-    size_t need = fuse_add_direntry(req, nullptr, 0, name, &st, next);
+  Filesystem* fs = Fs(req);
+  auto add = [&](const char* name, uint64_t child, uint32_t mode, off_t next, const wire::Attr* attr,
+                 const Filesystem::Source& src) {
+    if (!plus) {
+      struct stat st {};
+      st.st_ino = child;
+      st.st_mode = mode;
+      size_t need = fuse_add_direntry(req, nullptr, 0, name, &st, next);
+      if (used + need > size) return false;
+      fuse_add_direntry(req, buf.data() + used, size - used, name, &st, next);
+      used += need;
+      return true;
+    }
+    fuse_entry_param e{};
+    size_t need = fuse_add_direntry_plus(req, nullptr, 0, name, &e, next);
     if (used + need > size) return false;
-    fuse_add_direntry(req, buf.data() + used, size - used, name, &st, next);
+    if (attr) {
+      fs->Remember(*attr, &e, src);
+    } else {  // "." and "..": the kernel takes neither attributes nor a lookup
+      e.attr.st_ino = child;
+      e.attr.st_mode = mode;
+    }
+    fuse_add_direntry_plus(req, buf.data() + used, size - used, name, &e, next);
     used += need;
     return true;
   };
-  if (off < 1 && !add(".", ino, S_IFDIR, 1)) return (void)fuse_reply_buf(req, buf.data(), used);
-  if (off < 2 && !add("..", 1, S_IFDIR, 2)) return (void)fuse_reply_buf(req, buf.data(), used);
+  if (off < 1 && !add(".", ino, S_IFDIR, 1, nullptr, {})) return (void)fuse_reply_buf(req, buf.data(), used);
+  if (off < 2 && !add("..", 1, S_IFDIR, 2, nullptr, {})) return (void)fuse_reply_buf(req, buf.data(), used);
   Listing* l = ListingOf(fi);
-  Filesystem* fs = Fs(req);
   if (l && off == 0) {
     *l = Listing{};
     l->mark = fs->dirs().Begin(ino);
@@ -301,17 +318,23 @@ void DoReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file
   wire::MetaRequest m;
   m.ino = ino;
   m.cookie = off > 2 ? static_cast<uint64_t>(off) - 2 : 0;
-  m.max_entries = static_cast<uint32_t>(std::max<size_t>(16, size / 32));
+  // What fits: about 32 bytes an entry, or 150 with attributes.
+  m.max_entries = static_cast<uint32_t>(std::max<size_t>(16, size / (plus ? 150 : 32)));
+  if (plus) m.flags = wire::kReaddirPlus;
   wire::MetaReply r;
   Status st = fs->MetaCall(Op::kReaddir, m, &r, req);
   if (!st.ok()) return ReplyStatus(req, st);
+  if (plus && r.entry_attrs.size() != r.entries.size())
+    return ReplyStatus(req, Status::Error(EPROTO, "readdirplus reply without attributes"));
   if (l && l->whole && off == 0) {
     l->incarnation = r.event_incarnation;
     l->seq = r.event_seq;
   }
   bool all = true;
-  for (const auto& e : r.entries) {
-    if (!add(e.name.c_str(), e.ino, e.mode, static_cast<off_t>(e.cookie + 2))) {
+  for (size_t i = 0; i < r.entries.size(); i++) {
+    const auto& e = r.entries[i];
+    if (!add(e.name.c_str(), e.ino, e.mode, static_cast<off_t>(e.cookie + 2), plus ? &r.entry_attrs[i] : nullptr,
+             Filesystem::From(r, ino, e.name.c_str()))) {
       all = false;
       break;
     }
@@ -325,6 +348,16 @@ void DoReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file
     l->whole = false;
   }
   fuse_reply_buf(req, buf.data(), used);
+}
+
+void DoReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+  RINGFS_FUSE_OP(Readdir);
+  List(req, ino, size, off, fi, false);
+}
+
+void DoReaddirPlus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+  RINGFS_FUSE_OP(Readdirplus);
+  List(req, ino, size, off, fi, true);
 }
 
 void DoReleasedir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
@@ -378,6 +411,7 @@ void FillNamespaceOps(fuse_lowlevel_ops* ops) {
   ops->link = DoLink;
   ops->opendir = DoOpendir;
   ops->readdir = DoReaddir;
+  ops->readdirplus = DoReaddirPlus;
   ops->releasedir = DoReleasedir;
   ops->statfs = DoStatfs;
 }

@@ -10,6 +10,7 @@ namespace ringfs::meta::ops {
 namespace {
 constexpr uint32_t kDefaultReaddirEntries = 1024;
 constexpr uint32_t kMaxReaddirEntries = 8192;
+constexpr uint32_t kMaxReaddirPlusEntries = 2048;
 // Keeps a readdir reply far below the RPC size caps whatever the names are.
 constexpr size_t kMaxReaddirBytes = 512 << 10;
 // Version runs per reply (32 bytes each): a file written in one go is one
@@ -64,9 +65,19 @@ Status Readdir(Ctx& c) {
   ASSIGN_OR_RETURN(Inode dir, c.t.GetDir(c.req.ino));
   uint32_t max = c.req.max_entries == 0 ? kDefaultReaddirEntries : c.req.max_entries;
   if (max > kMaxReaddirEntries) max = kMaxReaddirEntries;
+  // Attributes are ~100 bytes each: the reply stays within kMaxHeaderBytes.
+  if (c.req.flags & wire::kReaddirPlus) max = std::min(max, kMaxReaddirPlusEntries);
   c.rep->attr = dir.attr;
-  return c.t.ListEntries(dir.attr.ino, c.req.cookie, max, kMaxReaddirBytes, &c.rep->entries,
-                         &c.rep->eof);
+  RETURN_IF_ERROR(c.t.ListEntries(dir.attr.ino, c.req.cookie, max, kMaxReaddirBytes, &c.rep->entries,
+                                  &c.rep->eof));
+  if (c.req.flags & wire::kReaddirPlus) {  // what ls -l, find and rm -rf look up next
+    c.rep->entry_attrs.reserve(c.rep->entries.size());
+    for (const wire::DirEntry& e : c.rep->entries) {
+      ASSIGN_OR_RETURN(Inode n, c.t.GetInode(e.ino));
+      c.rep->entry_attrs.push_back(n.attr);
+    }
+  }
+  return Status::OK();
 }
 
 Status Statfs(Ctx& c) {

@@ -1,3 +1,4 @@
+#include "common/codec.h"
 #include "common/wire_printers.h"
 #include "meta/namespace.h"
 
@@ -1468,6 +1469,46 @@ TEST_F(NamespaceTest, EverythingSurvivesReopen) {
   EXPECT_EQ(ns_->PendingGc(10)->size(), 1u);
   auto fresh = Create(kRoot, "fresh");  // inode numbers are never reused
   EXPECT_GT(fresh->ino, orphan->ino);
+}
+
+TEST_F(NamespaceTest, ReaddirPlusCarriesEachEntrysAttributes) {
+  auto d = Mkdir(kRoot, "d");
+  ASSERT_TRUE(d.ok());
+  auto f = Create(d->ino, "f", S_IFREG | 0600);
+  auto sub = Mkdir(d->ino, "sub");
+  ASSERT_TRUE(f.ok() && sub.ok());
+  MetaRequest q;
+  q.ino = d->ino;
+  q.flags = wire::kReaddirPlus;
+  q.max_entries = 100000;  // capped: attributes make entries large
+  MetaReply p;
+  ASSERT_TRUE(R(Op::kReaddir, q, &p).ok());
+  ASSERT_EQ(p.entries.size(), 2u);
+  ASSERT_EQ(p.entry_attrs.size(), p.entries.size());
+  for (size_t i = 0; i < p.entries.size(); i++) {
+    const Attr& a = p.entry_attrs[i];
+    EXPECT_EQ(a.ino, p.entries[i].ino);
+    if (p.entries[i].name == "f") {
+      EXPECT_EQ(a.mode, static_cast<uint32_t>(S_IFREG | 0600));
+      EXPECT_EQ(a.nlink, 1u);
+    } else {
+      EXPECT_EQ(a.ino, sub->ino);
+      EXPECT_TRUE(S_ISDIR(a.mode));
+      EXPECT_EQ(a.nlink, 2u);
+    }
+  }
+  // Without the flag, no attributes.
+  q.flags = 0;
+  ASSERT_TRUE(R(Op::kReaddir, q, &p).ok());
+  EXPECT_TRUE(p.entry_attrs.empty());
+  // A large directory: pages stay small enough for one reply.
+  for (int i = 0; i < 3000; i++) ASSERT_TRUE(Create(d->ino, "g" + std::to_string(i)).ok());
+  q.flags = wire::kReaddirPlus;
+  ASSERT_TRUE(R(Op::kReaddir, q, &p).ok());
+  EXPECT_LE(p.entries.size(), 2048u);
+  EXPECT_FALSE(p.eof);
+  EXPECT_EQ(p.entry_attrs.size(), p.entries.size());
+  EXPECT_LT(codec::Encode(p).size(), wire::kMaxHeaderBytes);
 }
 
 }  // namespace

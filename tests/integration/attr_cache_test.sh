@@ -103,6 +103,34 @@ print(f"slowest change seen in {worst * 1000:.0f} ms")
 PY
 ok "changes on A to entries B holds for long are seen within 1 s"
 
+# READDIRPLUS: a listing hands the kernel every entry with its attributes,
+# so ls -l of a directory B never looked into asks no lookups; and A's
+# changes still show in B's listings within 1 s.
+mkdir "$M/big"
+for i in $(seq 1 200); do echo "$i" > "$M/big/f$i"; done
+sleep 0.3
+setfattr -n ringfs.stats -v reset "$B"
+[ "$(ls -l "$B/big" | grep -c '^-')" -eq 200 ] || fail "ls -l on B did not list 200 files"
+n=$(rpc_count "$B" Lookup GetAttr)
+[ "$n" -le 3 ] || fail "ls -l of 200 files asked $n lookups or getattrs"
+ok "ls -l of 200 files another mount made asks $n lookups or getattrs"
+chmod 600 "$M/big/f7"
+echo longer > "$M/big/f8"
+python3 - "$B/big" <<'PY' || fail "a change on A not seen in B's listing"
+import os, subprocess, sys, time
+d = sys.argv[1]
+t0 = time.time()
+while True:
+    out = subprocess.run(["ls", "-l", d], capture_output=True, text=True, check=True).stdout
+    rows = {l.split()[-1]: l.split() for l in out.splitlines() if l.startswith("-")}
+    if rows["f7"][0] == "-rw-------" and rows["f8"][4] == "7":
+        break
+    if time.time() - t0 > 1.0:
+        sys.exit(f"B's ls -l after 1 s: f7 {rows['f7'][0]}, f8 size {rows['f8'][4]}")
+    time.sleep(0.02)
+PY
+ok "A's chmod and rewrite show in B's ls -l within 1 s"
+
 # A lost stream: the service stops answering and publishing for 1.3 s. B
 # must have dropped what it held for long, so its next stat asks again.
 # f13 is held under a name B gave it itself (a rename the kernel carried
