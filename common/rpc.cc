@@ -183,6 +183,11 @@ void Server::Enqueue(Outgoing out) {
   (void)n;
 }
 
+void Server::AfterReplies(std::function<void()> fn) {
+  if (nworkers_ != 0 || std::this_thread::get_id() != io_id_.load(std::memory_order_relaxed)) return fn();
+  after_.push_back(std::move(fn));
+}
+
 void Server::SendQueued(std::vector<Outgoing>& batch) {
   {
     std::lock_guard<std::mutex> lock(out_mu_);
@@ -224,7 +229,15 @@ void Server::IoLoop() {
     for (int i = 0; i < kMaxBatch; i++) {
       if (!RecvAll(router_, frames)) break;
       HandleFrames(frames);
-      if (nworkers_ == 0) SendQueued(batch);  // its reply, at once
+      if (nworkers_ == 0) {
+        SendQueued(batch);  // its reply, at once
+        while (!after_.empty()) {
+          auto fns = std::move(after_);
+          after_.clear();
+          for (auto& fn : fns) fn();
+          SendQueued(batch);  // replies they made
+        }
+      }
     }
   }
 }

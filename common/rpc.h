@@ -86,6 +86,10 @@ class Server {
   Status Start();
   void Stop();
   const std::string& endpoint() const { return endpoint_; }
+  // Called from a handler on the I/O thread (workers == 0): `fn` runs right
+  // after the replies made so far are sent, so work a reply need not wait
+  // for is off the caller's path. Elsewhere it runs at once.
+  void AfterReplies(std::function<void()> fn);
 
  private:
   friend class Responder;
@@ -116,6 +120,7 @@ class Server {
   std::vector<std::thread> workers_;
   std::mutex out_mu_;
   std::vector<Outgoing> out_;
+  std::vector<std::function<void()>> after_;  // I/O thread only
   std::mutex in_mu_;
   std::condition_variable in_cv_;
   std::deque<Incoming> in_;

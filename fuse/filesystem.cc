@@ -53,11 +53,7 @@ void Filesystem::Start() {
             (void)fuse_lowlevel_notify_inval_entry(se, dir, name.data(), name.size());
         },
         [this](uint64_t ino) {
-          // Changed elsewhere: what this client learnt of it is old too.
-          if (auto inode = Find(ino)) {
-            std::lock_guard<std::mutex> lock(inode->mu);
-            inode->fresh_until = {};
-          }
+          DropFresh(ino);  // changed elsewhere: what this client learnt of it is old too
           InvalidateAttr(ino);
         });
   } else {
@@ -207,10 +203,25 @@ Status Filesystem::MetaCall(wire::Op op, wire::MetaRequest& req, wire::MetaReply
   }
   req.session = session_;  // namespace events name the client that made a change
   Status st = meta_->Call(op, req, rep);
+  if (st.ok() && (op == wire::Op::kSetXattr || op == wire::Op::kRemoveXattr || op == wire::Op::kRename ||
+                  op == wire::Op::kLink)) {
+    // Attributes it changed (a moved inode's or an xattr's ctime) that a
+    // FreshAttr answer would not have.
+    DropFresh(req.ino);
+    if (rep) DropFresh(rep->moved);
+  }
   if (st.ok() && rep) {
     for (const wire::Attr& dir : rep->dirs) UpdateAttr(dir);
   }
   return st;
+}
+
+void Filesystem::DropFresh(uint64_t ino) {
+  if (ino == 0) return;
+  if (auto inode = Find(ino)) {
+    std::lock_guard<std::mutex> lock(inode->mu);
+    inode->fresh_until = {};
+  }
 }
 
 Status Filesystem::SyncMeta() {
@@ -219,7 +230,7 @@ Status Filesystem::SyncMeta() {
   return meta_->Call(wire::Op::kSyncMeta, req, &rep);
 }
 
-std::optional<std::pair<wire::Attr, double>> Filesystem::FreshDirAttr(uint64_t ino) {
+std::optional<std::pair<wire::Attr, double>> Filesystem::FreshAttr(uint64_t ino) {
   auto inode = Find(ino);
   if (!inode) return std::nullopt;
   std::lock_guard<std::mutex> lock(inode->mu);
@@ -445,7 +456,16 @@ Status Filesystem::CommitWrites(const std::shared_ptr<Inode>& inode, bool publis
     if (publish_size) inode->MarkCommitted(req.size);
   }
   // The commit set a new size and mtime the kernel may not have (it can
-  // hold attributes for long, Remember): it asks again.
+  // hold attributes for long, Remember): it asks again, and while the event
+  // stream vouches for the commit's reply, the answer is that reply
+  // (DoGetattr, FreshAttr), not a round trip.
+  if (opts_.events_timeout > 0 && dirs_.Trust(inode->ino, 0, "", rep.event_incarnation, rep.event_seq)) {
+    std::lock_guard<std::mutex> lock(inode->mu);
+    if (!inode->wrote && !inode->HasPendingWrites())
+      inode->fresh_until = std::chrono::steady_clock::now() +
+                           std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                               std::chrono::duration<double>(opts_.events_timeout));
+  }
   InvalidateAttr(inode->ino);
   return Status::OK();
 }

@@ -71,9 +71,11 @@ class Filesystem {
   void Forget(uint64_t ino, uint64_t n);
   // Takes attributes the metadata service just sent for a known inode.
   void UpdateAttr(const wire::Attr& attr);
-  // A directory's attributes with the seconds they stay fresh, when this
-  // client learnt them recently enough that the kernel could have cached them.
-  std::optional<std::pair<wire::Attr, double>> FreshDirAttr(uint64_t ino);
+  // Attributes with the seconds they stay fresh, when this client learnt
+  // them recently enough that the kernel could have cached them: a
+  // directory's from a change in it, a file's from its write commit.
+  std::optional<std::pair<wire::Attr, double>> FreshAttr(uint64_t ino);
+  void DropFresh(uint64_t ino);  // FreshAttr answers no more for `ino`
   // The victim of unlink/rmdir/rename: marks it orphaned when nlink hit 0.
   void NoteUnlinked(const wire::Attr& victim, bool reclaimed = false);
   // Tells the metadata service (soon, in the background) that one open of

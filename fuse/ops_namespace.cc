@@ -73,9 +73,10 @@ void DoGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
       return ReplyAttr(req, a);
     }
   }
-  // A directory this client changed a moment ago: the kernel dropped its
-  // cached attributes, but the change's reply carried the new ones.
-  if (auto fresh = fs->FreshDirAttr(ino)) {
+  // A directory this client changed, or a file it committed writes to, a
+  // moment ago: the kernel dropped its cached attributes, but the change's
+  // reply carried the new ones.
+  if (auto fresh = fs->FreshAttr(ino)) {
     struct stat st;
     fs->FillStat(fresh->first, &st);
     return (void)fuse_reply_attr(req, &st, fresh->second);

@@ -178,13 +178,27 @@ void Service::SweepLoop() {
 
 // Until the service has been up a full session timeout, a client that has
 // a file open may not have re-announced it yet: the sweep reclaims then.
-bool Service::Reclaim(uint64_t ino, std::shared_ptr<rpc::Responder> resp) {
+bool Service::Reclaim(uint64_t ino, std::shared_ptr<rpc::Responder> resp, bool after_reply) {
   auto done = [resp] {
     if (resp) Send(*resp, Status::OK(), wire::MetaReply{});
     return false;
   };
   auto orphan = ns_->IsOrphan(ino);
   if (InGrace() || !orphan.ok() || !*orphan || !open_files_.BeginReclaim(ino)) return done();
+  if (after_reply) {
+    // Claimed (no open can count it now): the removal itself goes after
+    // the reply. Should it fail, the orphan stays for the sweep.
+    server_->AfterReplies([this, ino] {
+      wire::MetaRequest req;
+      req.ino = ino;
+      wire::MetaReply rep;
+      Status st = ns_->Write(Op::kReclaim, req, &rep);
+      open_files_.EndReclaim(ino);
+      if (!st.ok()) LOG_WARN("reclaim of %lu after its unlink: %s", (unsigned long)ino, st.ToString().c_str());
+      if (st.ok() && rep.attr.ino != 0) gc_->Kick();
+    });
+    return true;
+  }
   wire::MetaRequest req;
   req.ino = ino;
   wire::MetaReply rep;
@@ -330,7 +344,7 @@ void Service::Handle(rpc::Message&& m, rpc::Responder&& r) {
     // instead of by a kReclaim when the remover's kernel forgets it.
     if (st.ok() && (op == Op::kUnlink || op == Op::kRename) && rep.attr.ino != 0 && rep.attr.nlink == 0 &&
         !S_ISDIR(rep.attr.mode))
-      rep.reclaimed = Reclaim(rep.attr.ino);
+      rep.reclaimed = Reclaim(rep.attr.ino, nullptr, /*after_reply=*/true);
     return Acknowledge(std::move(r), st, std::move(rep), req.sync);
   }
   // An open is counted before the inode is read, so a reclaim cannot delete

@@ -81,7 +81,8 @@ class Service {
   // Queued; a no-op unless `ino` is an orphan open nowhere. Answers `resp`
   // (a client's kReclaim) once done.
   // Returns whether it reclaimed it here and now.
-  bool Reclaim(uint64_t ino, std::shared_ptr<rpc::Responder> resp = nullptr);
+  // after_reply: claim it now (the answer), remove it once replies are sent.
+  bool Reclaim(uint64_t ino, std::shared_ptr<rpc::Responder> resp = nullptr, bool after_reply = false);
   bool InGrace();
   void SeeSession(uint64_t session);  // heard from: recorded, no longer awaited
   void SweepLoop();
