@@ -53,7 +53,7 @@ void Filesystem::Start() {
             (void)fuse_lowlevel_notify_inval_entry(se, dir, name.data(), name.size());
         },
         [this](uint64_t ino) {
-          DropFresh(ino);  // changed elsewhere: what this client learnt of it is old too
+          DropFresh(ino, /*foreign=*/true);  // changed elsewhere: what this client learnt is old too
           InvalidateAttr(ino);
         });
   } else {
@@ -216,11 +216,12 @@ Status Filesystem::MetaCall(wire::Op op, wire::MetaRequest& req, wire::MetaReply
   return st;
 }
 
-void Filesystem::DropFresh(uint64_t ino) {
+void Filesystem::DropFresh(uint64_t ino, bool foreign) {
   if (ino == 0) return;
   if (auto inode = Find(ino)) {
     std::lock_guard<std::mutex> lock(inode->mu);
     inode->fresh_until = {};
+    if (foreign && inode->open_count > 0) inode->attr_stale = true;
   }
 }
 

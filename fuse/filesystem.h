@@ -75,7 +75,9 @@ class Filesystem {
   // them recently enough that the kernel could have cached them: a
   // directory's from a change in it, a file's from its write commit.
   std::optional<std::pair<wire::Attr, double>> FreshAttr(uint64_t ino);
-  void DropFresh(uint64_t ino);  // FreshAttr answers no more for `ino`
+  // FreshAttr answers no more for `ino`; `foreign`: another client changed
+  // it, so a file open here asks at its next GETATTR too (Inode::attr_stale).
+  void DropFresh(uint64_t ino, bool foreign = false);
   // The victim of unlink/rmdir/rename: marks it orphaned when nlink hit 0.
   void NoteUnlinked(const wire::Attr& victim, bool reclaimed = false);
   // Tells the metadata service (soon, in the background) that one open of

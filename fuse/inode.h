@@ -68,6 +68,10 @@ struct Inode {
   std::set<uint64_t> uploading;                    // blocks with a drain task running
   uint64_t write_end = 0;  // end of the furthest byte written since the last commit
   bool wrote = false;      // written since the last commit
+  // Another client changed it while open here: the next GETATTR asks the
+  // service instead of answering from what open saw (the size stays this
+  // open's, as its reads do: close-to-open).
+  bool attr_stale = false;
   // Failed uploads, counted: each open file remembers the count it has
   // reported (OpenFile), so every flush and fsync that covers a failure
   // reports it, once per descriptor (as Linux's errseq does).

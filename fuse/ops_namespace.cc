@@ -66,11 +66,40 @@ void DoGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
   // open and include this client's own writes.
   if (auto inode = fs->Find(ino)) {
     std::unique_lock<std::mutex> lock(inode->mu);
-    if (inode->open_count > 0 && inode->have_attr) {
+    if (inode->open_count > 0 && inode->have_attr && !inode->attr_stale) {
       wire::Attr a = inode->attr;
       a.size = inode->Size();
       lock.unlock();
       return ReplyAttr(req, a);
+    }
+    if (inode->open_count > 0 && inode->have_attr) {
+      // Changed elsewhere while open here: mode, owner, links and times as
+      // the service has them now; the size stays what this open reads.
+      inode->attr_stale = false;
+      lock.unlock();
+      wire::MetaRequest m;
+      m.ino = ino;
+      wire::MetaReply r;
+      Status st = fs->MetaCall(Op::kGetAttr, m, &r, req);
+      if (!st.ok()) return ReplyStatus(req, st);
+      lock.lock();
+      if (inode->open_count > 0) {
+        wire::Attr& a = inode->attr;
+        a.mode = r.attr.mode;
+        a.uid = r.attr.uid;
+        a.gid = r.attr.gid;
+        a.nlink = r.attr.nlink;
+        a.atime = r.attr.atime;
+        a.mtime = r.attr.mtime;
+        a.ctime = r.attr.ctime;
+        wire::Attr shown = a;
+        shown.size = inode->Size();
+        lock.unlock();
+        return ReplyAttr(req, shown);
+      }
+      lock.unlock();
+      fs->UpdateAttr(r.attr);
+      return ReplyAttr(req, r.attr, Filesystem::From(r));
     }
   }
   // A directory this client changed, or a file it committed writes to, a

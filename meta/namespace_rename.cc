@@ -66,6 +66,9 @@ Status Exchange(Ctx& c, Sides& s, const Dirent& te) {
   s.src.attr.ctime = tgt.attr.ctime = c.now;
   RETURN_IF_ERROR(c.t.PutInode(s.src));
   RETURN_IF_ERROR(c.t.PutInode(tgt));
+  // Both inodes changed (ctime): the moved one is `moved`, the other is
+  // reported like a rename's target, so events name it (it keeps its links).
+  c.rep->attr = tgt.attr;
   return StoreDirs(c, s);
 }
 

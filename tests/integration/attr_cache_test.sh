@@ -103,6 +103,41 @@ print(f"slowest change seen in {worst * 1000:.0f} ms")
 PY
 ok "changes on A to entries B holds for long are seen within 1 s"
 
+# An exchange rename changes both inodes' ctime: B, holding the target
+# under another name (a hard link), sees it. A file open on B shows A's
+# chmod there too (its size stays the open's: close-to-open).
+python3 - "$M/d" "$B/d" <<'PY' || fail "exchange or open-file change not seen on B"
+import ctypes, os, sys, time
+a, b = sys.argv[1:3]
+
+def within(what, cond, limit=1.0):
+    t0 = time.time()
+    while not cond():
+        if time.time() - t0 > limit:
+            sys.exit(f"{what}: not seen on B within {limit} s")
+        time.sleep(0.01)
+
+for n, v in (("x1", "1"), ("x2", "2")):
+    with open(f"{a}/{n}", "w") as f:
+        f.write(v)
+os.link(a + "/x2", a + "/x2link")
+time.sleep(0.3)
+os.stat(b + "/x2link")
+time.sleep(1.2)
+os.stat(b + "/x2link")  # held for long now
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.renameat2(-100, (a + "/x1").encode(), -100, (a + "/x2").encode(), 2) != 0:  # RENAME_EXCHANGE
+    sys.exit(f"renameat2: errno {ctypes.get_errno()}")
+want = os.stat(a + "/x2link").st_ctime_ns
+within("exchange: ctime of the other inode", lambda: os.stat(b + "/x2link").st_ctime_ns == want)
+fd = os.open(b + "/x2link", os.O_RDONLY)
+time.sleep(1.2)
+os.chmod(a + "/x2link", 0o600)
+within("chmod of a file open on B", lambda: os.stat(b + "/x2link").st_mode & 0o777 == 0o600)
+os.close(fd)
+PY
+ok "an exchange rename's other inode, and a file open on B, show A's changes"
+
 # READDIRPLUS: a listing hands the kernel every entry with its attributes,
 # so ls -l of a directory B never looked into asks no lookups; and A's
 # changes still show in B's listings within 1 s.
