@@ -325,8 +325,10 @@ void Filesystem::Forget(uint64_t ino, uint64_t n) {
     if (inode->nlookup > 0 || ino == FUSE_ROOT_ID) return;
     gone = inode;
     table_.erase(it);
+    // Under the table lock: a lookup that brings the inode back records its
+    // grant after this, not before (DirCache's lock nests inside this one).
+    dirs_.Untrack(ino);
   }
-  dirs_.Untrack(ino);
   bool reclaim;
   {
     std::lock_guard<std::mutex> lock(gone->mu);
@@ -460,12 +462,20 @@ Status Filesystem::CommitWrites(const std::shared_ptr<Inode>& inode, bool publis
   // hold attributes for long, Remember): it asks again, and while the event
   // stream vouches for the commit's reply, the answer is that reply
   // (DoGetattr, FreshAttr), not a round trip.
-  if (opts_.events_timeout > 0 && dirs_.Trust(inode->ino, 0, "", rep.event_incarnation, rep.event_seq)) {
-    std::lock_guard<std::mutex> lock(inode->mu);
-    if (!inode->wrote && !inode->HasPendingWrites())
-      inode->fresh_until = std::chrono::steady_clock::now() +
-                           std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                               std::chrono::duration<double>(opts_.events_timeout));
+  // Set before asking: another client's event arriving meanwhile clears it
+  // (DropFresh), whichever side of the check it lands on.
+  if (opts_.events_timeout > 0) {
+    bool set = false;
+    {
+      std::lock_guard<std::mutex> lock(inode->mu);
+      if (!inode->wrote && !inode->HasPendingWrites()) {
+        inode->fresh_until = std::chrono::steady_clock::now() +
+                             std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                 std::chrono::duration<double>(opts_.events_timeout));
+        set = true;
+      }
+    }
+    if (set && !dirs_.Trust(inode->ino, 0, "", rep.event_incarnation, rep.event_seq)) DropFresh(inode->ino);
   }
   InvalidateAttr(inode->ino);
   return Status::OK();
