@@ -70,17 +70,20 @@ void DirCache::Loop() {
   // is caught by the second.
   Invals redo;
   Clock::time_point redo_at{};
+  auto run_twice = [&](const Invals& v) {
+    if (v.empty()) return;
+    Run(v);
+    if (redo.empty()) redo_at = Clock::now() + std::chrono::milliseconds(kRedoMs);
+    redo.names.insert(redo.names.end(), v.names.begin(), v.names.end());
+    redo.inodes.insert(redo.inodes.end(), v.inodes.begin(), v.inodes.end());
+  };
   auto flush_lost = [&] {
     Invals lost;
     {
       std::lock_guard<std::mutex> lock(mu_);
       std::swap(lost, lost_);
     }
-    if (lost.empty()) return;
-    Run(lost);
-    if (redo.empty()) redo_at = Clock::now() + std::chrono::milliseconds(kRedoMs);
-    redo.names.insert(redo.names.end(), lost.names.begin(), lost.names.end());
-    redo.inodes.insert(redo.inodes.end(), lost.inodes.begin(), lost.inodes.end());
+    run_twice(lost);
   };
   while (!stop_) {
     flush_lost();
@@ -172,12 +175,7 @@ void DirCache::Loop() {
     heard_cv_.notify_all();
     // The kernel may hold this name (or its absence), or these attributes:
     // tell it now, and once more in a moment.
-    if (!foreign.empty()) {
-      Run(foreign);
-      if (redo.empty()) redo_at = Clock::now() + std::chrono::milliseconds(kRedoMs);
-      redo.names.insert(redo.names.end(), foreign.names.begin(), foreign.names.end());
-      redo.inodes.insert(redo.inodes.end(), foreign.inodes.begin(), foreign.inodes.end());
-    }
+    run_twice(foreign);
   }
 }
 
@@ -196,14 +194,13 @@ bool DirCache::Trust(uint64_t ino, uint64_t dir, const std::string& name, uint64
     if (it->second == ino || (dir != 0 && it->second == dir)) return false;
   attrs_.insert(ino);
   if (dir != 0) {
-    auto [it, fresh] = named_.emplace(std::make_pair(dir, name), ino);
-    if (!fresh && it->second != ino) {  // the name now leads elsewhere
-      auto& old = names_of_[it->second];
-      old.erase(std::remove(old.begin(), old.end(), it->first), old.end());
-      it->second = ino;
-      fresh = true;
+    auto key = std::make_pair(dir, name);
+    auto it = named_.find(key);
+    if (it == named_.end() || it->second != ino) {  // new, or the name now leads elsewhere
+      TakeNameLocked(key);
+      named_.emplace(key, ino);
+      names_of_[ino].push_back(std::move(key));
     }
-    if (fresh) names_of_[ino].push_back(it->first);
   }
   granted_++;
   return true;
@@ -221,13 +218,19 @@ void DirCache::Untrack(uint64_t ino) {
   names_of_.erase(it);
 }
 
+uint64_t DirCache::TakeNameLocked(const std::pair<uint64_t, std::string>& key) {
+  auto n = named_.find(key);
+  if (n == named_.end()) return 0;
+  const uint64_t ino = n->second;
+  auto& names = names_of_[ino];
+  names.erase(std::remove(names.begin(), names.end(), key), names.end());
+  named_.erase(n);
+  return ino;
+}
+
 void DirCache::Unnamed(uint64_t dir, const std::string& name) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto n = named_.find({dir, name});
-  if (n == named_.end()) return;
-  auto& names = names_of_[n->second];
-  names.erase(std::remove(names.begin(), names.end(), n->first), names.end());
-  named_.erase(n);
+  TakeNameLocked({dir, name});
 }
 
 void DirCache::Renamed(uint64_t dir, const std::string& name, uint64_t newdir, const std::string& newname,
@@ -235,22 +238,13 @@ void DirCache::Renamed(uint64_t dir, const std::string& name, uint64_t newdir, c
   std::lock_guard<std::mutex> lock(mu_);
   // The kernel moved its entries, timeouts and all: they are ours to
   // invalidate under their new names. What a replaced name led to is gone.
-  auto take = [&](const std::pair<uint64_t, std::string>& key) -> uint64_t {
-    auto n = named_.find(key);
-    if (n == named_.end()) return 0;
-    const uint64_t ino = n->second;
-    auto& names = names_of_[ino];
-    names.erase(std::remove(names.begin(), names.end(), key), names.end());
-    named_.erase(n);
-    return ino;
-  };
   auto put = [&](const std::pair<uint64_t, std::string>& key, uint64_t ino) {
     if (ino == 0) return;
     named_[key] = ino;
     names_of_[ino].push_back(key);
   };
   const auto from = std::make_pair(dir, name), to = std::make_pair(newdir, newname);
-  const uint64_t moved = take(from), replaced = take(to);
+  const uint64_t moved = TakeNameLocked(from), replaced = TakeNameLocked(to);
   put(to, moved);
   if (exchange) put(from, replaced);
 }

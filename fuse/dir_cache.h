@@ -111,6 +111,8 @@ class DirCache {
   void Loop();
   void DropAllLocked();  // also moves every grant into lost_
   void Run(const Invals& v);
+  // Drops the grant of (dir, name); returns the inode it led to (0: none).
+  uint64_t TakeNameLocked(const std::pair<uint64_t, std::string>& key);
   bool LiveLocked(std::chrono::steady_clock::time_point now) const;
   void Complete(uint64_t dir, std::unordered_set<std::string> names, uint64_t incarnation, uint64_t seq,
                 const Mark& m);
