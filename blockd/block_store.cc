@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -28,6 +29,10 @@ constexpr uint32_t kMagic = 0x42534652;  // "RFSB"
 // Both use the same header struct (format 2 the first 320 bytes of it).
 constexpr uint32_t kFormatVersion = 3;
 constexpr uint32_t kFormatV2 = 2;
+// Format 4: the header in the `user.ringfs` xattr, the data from offset 0.
+constexpr uint32_t kFormatV4 = 4;
+constexpr char kXattrName[] = "user.ringfs";
+constexpr uint32_t kV4Magic = 0x34534652;  // "RFS4"
 constexpr off_t kDataStart = 512;     // format 3: the header sector; data follows
 constexpr off_t kV2DataStart = 4096;  // format 2: the header page; data follows
 constexpr uint32_t kChunk = 64 << 10;
@@ -89,6 +94,31 @@ constexpr uint32_t kCrcSeed = 0xFFFFFFFF;
 // block whose header is corrupt, and of course one removed and written again;
 // so a cluster's files move to the new format as they are rewritten. Format
 // 2 blocks rewritten in place stay readable by a binary from before format 3.
+//
+// Format 4 (every block created where the filesystem has user xattrs): the
+// same header, encoded compactly in the file's `user.ringfs` xattr, and the
+// data from file offset 0:
+//
+//   u32 magic "RFS4" | u32 length | u64 ino | u64 index | version (3 x u64)
+//   | u32 crc of each chunk up to length | u32 CRC32C of all the bytes before
+//
+// 52 bytes and 4 per 64 KiB chunk: ext4 keeps up to 64 bytes of one xattr
+// value inside a 256-byte inode, so a block of up to 192 KiB (3 chunks) costs
+// no filesystem block for its header, and a 4 KiB block takes exactly one 4
+// KiB filesystem block (format 3: one for a block of up to 3,584 bytes, two
+// up to 7,680). Bigger blocks put their header in one 4 KiB xattr block,
+// under 2% of their size. The data is page-aligned again, so a page-aligned
+// overwrite of cold bytes reads nothing back. The xattr is journaled inode
+// metadata: ext4 writes it whole or not at all, in any order relative to the
+// data pages, which is the same set of crash outcomes as format 3's (old or
+// new checksums over old or new bytes: valid, or an EIO then repair). It
+// reaches the disk with fsync, not fdatasync, so a synced write of a format
+// 4 block uses fsync. A file with no xattr is read as format 2 or 3 (an
+// empty one as a block whose creation died); a file whose xattr fails to
+// decode is corrupt, its bytes counted from offset 0. A format 2 or 3 block
+// becomes format 4 when its bytes are discarded, as above; a format 4 block
+// stays format 4 (it never moves back, even on a store told to make format
+// 3: its xattr would outrank a new in-file header).
 }  // namespace
 
 struct BlockHeader {
@@ -134,6 +164,69 @@ uint32_t CrcZeros(size_t n, uint32_t crc) {
   return crc;
 }
 
+uint32_t DivCeil(uint64_t a, uint32_t b) { return static_cast<uint32_t>((a + b - 1) / b); }
+
+// Format 4's xattr: the fixed fields, a crc per chunk up to length, its CRC.
+constexpr size_t kV4Fixed = 4 + 4 + 8 + 8 + 3 * 8;
+constexpr size_t kV4MaxBytes = kV4Fixed + 4 * kChunks + 4;
+size_t V4Bytes(uint32_t length) { return kV4Fixed + 4 * size_t{DivCeil(length, kChunk)} + 4; }
+// What ext4 keeps inside a 256-byte inode for one xattr named "ringfs".
+constexpr size_t kV4InlineBytes = 64;
+
+template <class T>
+char* Put(char* p, T v) {
+  memcpy(p, &v, sizeof v);
+  return p + sizeof v;
+}
+template <class T>
+const char* Get(const char* p, T* v) {
+  memcpy(v, p, sizeof *v);
+  return p + sizeof *v;
+}
+
+// `slots` > the chunks up to length pads the crc list with zeros (see
+// WriteData: a header about to outgrow the inode moves out of it first).
+size_t EncodeV4(const Header& h, char* out, uint32_t slots = 0) {
+  char* p = out;
+  p = Put(p, kV4Magic);
+  p = Put(p, h.length);
+  p = Put(p, h.ino);
+  p = Put(p, h.index);
+  p = Put(p, h.version.epoch);
+  p = Put(p, h.version.height);
+  p = Put(p, h.version.writer);
+  slots = std::min(kChunks, std::max(slots, DivCeil(h.length, kChunk)));
+  for (uint32_t c = 0; c < slots; c++) p = Put(p, c < DivCeil(h.length, kChunk) ? h.crc[c] : 0u);
+  p = Put(p, Crc32c(out, static_cast<size_t>(p - out), kCrcSeed));
+  return static_cast<size_t>(p - out);
+}
+
+// Fills h (format 4) from the xattr's n bytes; false when they are not a
+// whole, correctly summed format 4 header.
+bool DecodeV4(const char* in, size_t n, Header* h) {
+  if (n < kV4Fixed + 4) return false;
+  uint32_t magic, length, sum;
+  const char* p = Get(in, &magic);
+  p = Get(p, &length);
+  if (magic != kV4Magic || length > wire::kBlockSize || (n - kV4Fixed - 4) % 4 != 0) return false;
+  const size_t slots = (n - kV4Fixed - 4) / 4, used = DivCeil(length, kChunk);
+  if (slots < used || slots > kChunks) return false;
+  Get(in + n - 4, &sum);
+  if (sum != Crc32c(in, n - 4, kCrcSeed)) return false;
+  h->length = length;
+  p = Get(p, &h->ino);
+  p = Get(p, &h->index);
+  p = Get(p, &h->version.epoch);
+  p = Get(p, &h->version.height);
+  p = Get(p, &h->version.writer);
+  for (uint32_t c = 0; c < kChunks; c++) {
+    h->crc[c] = 0;
+    if (c < slots) p = Get(p, &h->crc[c]);
+    if (c >= used && h->crc[c] != 0) return false;  // 0 past length, as in every format
+  }
+  return true;
+}
+
 uint32_t HeaderCrc(const Header& h) {
   const char* p = reinterpret_cast<const char*>(&h);
   constexpr size_t kBefore = offsetof(Header, header_crc), kAfter = kBefore + sizeof h.header_crc;
@@ -142,11 +235,12 @@ uint32_t HeaderCrc(const Header& h) {
 }
 
 // Where the block's byte 0 is in its file.
-off_t DataStart(const Header& h) { return h.format == kFormatV2 ? kV2DataStart : kDataStart; }
+off_t DataStart(const Header& h) {
+  return h.format == kFormatV2 ? kV2DataStart : h.format == kFormatV4 ? 0 : kDataStart;
+}
 // The header's bytes on disk.
 size_t HeaderBytes(const Header& h) { return h.format == kFormatV2 ? kV2HeaderBytes : sizeof h; }
 
-uint32_t DivCeil(uint64_t a, uint32_t b) { return static_cast<uint32_t>((a + b - 1) / b); }
 
 std::string BlockName(uint64_t ino, uint64_t index) {
   return std::to_string(ino) + "/" + std::to_string(index);
@@ -198,8 +292,9 @@ Status ReadAll(DiskIo* io, int fd, char* p, size_t n, off_t off) {
   return Status::OK();
 }
 
-Header EmptyHeader(uint64_t ino, uint64_t index) {
+Header EmptyHeader(uint64_t ino, uint64_t index, uint32_t format) {
   Header h;
+  h.format = format;
   h.ino = ino;
   h.index = index;
   return h;
@@ -209,12 +304,22 @@ Header EmptyHeader(uint64_t ino, uint64_t index) {
 // nothing in it was ever acknowledged, so it holds no bytes. A file shorter
 // than its format's header (a torn creation, or one cut short) is corrupt.
 HeaderState LoadHeader(DiskIo* io, int fd, uint64_t ino, uint64_t index, Header* h) {
+  char x[kV4MaxBytes];
+  const ssize_t xn = io->GetXattr(fd, kXattrName, x, sizeof x);
+  if (xn >= 0 || errno == ERANGE) {  // format 4 (ERANGE: too long to be one)
+    *h = EmptyHeader(ino, index, kFormatV4);
+    if (xn >= 0 && DecodeV4(x, static_cast<size_t>(xn), h) && h->ino == ino && h->index == index)
+      return HeaderState::kValid;
+    *h = EmptyHeader(ino, index, kFormatV4);
+    return HeaderState::kCorrupt;
+  }
+  // No xattr (ENODATA), or none on this filesystem: format 2 or 3.
   ssize_t n;
   do {
     n = io->PRead(fd, h, sizeof *h, 0);
   } while (n < 0 && errno == EINTR);
   if (n == 0) {
-    *h = EmptyHeader(ino, index);
+    *h = EmptyHeader(ino, index, kFormatVersion);
     return HeaderState::kEmpty;
   }
   if (n < 0) return HeaderState::kCorrupt;
@@ -231,7 +336,13 @@ HeaderState LoadHeader(DiskIo* io, int fd, uint64_t ino, uint64_t index, Header*
 
 // Writes the header in its block's format: format 3's whole sector, or
 // format 2's 320 bytes exactly as format 2 always wrote them.
-Status StoreHeader(DiskIo* io, int fd, Header* h) {
+Status StoreHeader(DiskIo* io, int fd, Header* h, uint32_t slots = 0) {
+  if (h->format == kFormatV4) {
+    char x[kV4MaxBytes];
+    const size_t n = EncodeV4(*h, x, slots);
+    if (io->SetXattr(fd, kXattrName, x, n) != 0) return Status::Error(errno, "fsetxattr");
+    return Status::OK();
+  }
   h->header_crc = HeaderCrc(*h);
   return WriteAll(io, fd, reinterpret_cast<const char*>(h), HeaderBytes(*h), 0);
 }
@@ -396,6 +507,13 @@ int DiskIo::Fallocate(int fd, off_t off, off_t len) {
   return fallocate(fd, FALLOC_FL_KEEP_SIZE, off, len);
 }
 int DiskIo::Fdatasync(int fd) { return fdatasync(fd); }
+int DiskIo::Fsync(int fd) { return fsync(fd); }
+int DiskIo::SetXattr(int fd, const char* name, const void* value, size_t n) {
+  return fsetxattr(fd, name, value, n, 0);
+}
+ssize_t DiskIo::GetXattr(int fd, const char* name, void* value, size_t n) {
+  return fgetxattr(fd, name, value, n);
+}
 
 // --------------------------------------------------------------- BlockStore
 
@@ -418,19 +536,72 @@ Result<std::unique_ptr<BlockStore>> BlockStore::Open(const std::string& dir,
   int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return Status::Error(errno, "open " + dir);
   std::unique_ptr<BlockStore> store(new BlockStore(dir, opts, fd));
+  if (opts.xattr_headers) {
+    // Format 4 where a user xattr of a header's size can be set.
+    const std::string probe = dir + "/blocks/.xattr-probe";
+    Fd pf(open(probe.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    char x[kV4MaxBytes] = {};
+    if (pf.ok() && store->io_->SetXattr(pf.get(), kXattrName, x, sizeof x) == 0) {
+      store->create_format_ = kFormatV4;
+    } else {
+      LOG_WARN("block store %s: no user xattrs here (%s): new blocks keep their header in the file",
+               dir.c_str(), strerror(errno));
+    }
+    if (pf.ok()) unlink(probe.c_str());
+  }
   RETURN_IF_ERROR(store->Scan());
   return store;
 }
 
+// A store from before flat block 0 kept it at <ino hex>/0: it moves to
+// <ino hex>.0 (a rename: either name holds it whole after a crash), and the
+// inode's directory goes if nothing else is in it.
+Status BlockStore::MoveLegacyBlock0(const std::string& shard_dir, const std::string& name) {
+  const std::string legacy = shard_dir + "/" + name + "/0", flat = shard_dir + "/" + name + ".0";
+  if (renameat2(AT_FDCWD, legacy.c_str(), AT_FDCWD, flat.c_str(), RENAME_NOREPLACE) != 0) {
+    if (errno == ENOENT || errno == ENOTDIR) return Status::OK();
+    // Both exist: only a binary from before flat block 0, run on this store
+    // after this one, writes the legacy name. The flat one is kept; the
+    // other is ignored (and listed here at every start).
+    LOG_ERROR("block %s: %s", legacy.c_str(), strerror(errno));
+    return Status::OK();
+  }
+  rmdir((shard_dir + "/" + name).c_str());
+  return FsyncPath(shard_dir);
+}
+
+Status BlockStore::ShardInodes(const std::string& shard_dir, std::vector<uint64_t>* inos) {
+  std::vector<std::string> names;
+  inos->clear();
+  RETURN_IF_ERROR(ListDir(shard_dir, &names));
+  for (const auto& name : names) {
+    uint64_t ino;
+    const bool flat = name.size() > 2 && name.compare(name.size() - 2, 2, ".0") == 0;
+    if (ParseName(flat ? name.substr(0, name.size() - 2) : name, 16, &ino)) inos->push_back(ino);
+  }
+  std::sort(inos->begin(), inos->end());
+  inos->erase(std::unique(inos->begin(), inos->end()), inos->end());
+  return Status::OK();
+}
+
 Status BlockStore::Scan() {
-  std::vector<std::string> shards, inodes;
+  std::vector<std::string> shards, names;
+  std::vector<uint64_t> inos;
   RETURN_IF_ERROR(ListDir(dir_ + "/blocks", &shards));
-  int64_t used = 0, blocks = 0, corrupt = 0, v2 = 0;
+  int64_t used = 0, blocks = 0, corrupt = 0, v2 = 0, v3 = 0, moved = 0;
   for (const auto& shard : shards) {
-    if (!ListDir(dir_ + "/blocks/" + shard, &inodes).ok()) continue;
-    for (const auto& name : inodes) {
+    const std::string shard_dir = dir_ + "/blocks/" + shard;
+    if (!ListDir(shard_dir, &names).ok()) continue;
+    for (const auto& name : names) {
       uint64_t ino;
-      if (!ParseName(name, 16, &ino)) continue;
+      struct stat st;
+      if (ParseName(name, 16, &ino) && stat((shard_dir + "/" + name + "/0").c_str(), &st) == 0) {
+        RETURN_IF_ERROR(MoveLegacyBlock0(shard_dir, name));
+        moved++;
+      }
+    }
+    if (!ShardInodes(shard_dir, &inos).ok()) continue;
+    for (uint64_t ino : inos) {
       ASSIGN_OR_RETURN(std::vector<uint64_t> indices, ListLocked(ino));
       for (uint64_t index : indices) {
         Fd fd(open(BlockPath(ino, index).c_str(), O_RDONLY | O_CLOEXEC));
@@ -442,6 +613,7 @@ Status BlockStore::Scan() {
         HeaderState hs = LoadHeader(io_, fd.get(), ino, index, &h);
         if (hs == HeaderState::kCorrupt) corrupt++;
         if (hs == HeaderState::kValid && h.format == kFormatV2) v2++;
+        if (hs == HeaderState::kValid && h.format == kFormatVersion) v3++;
         used += hs == HeaderState::kCorrupt ? FileDataBytes(fd.get(), h) : h.length;
         blocks++;
       }
@@ -449,20 +621,27 @@ Status BlockStore::Scan() {
   }
   used_ = used;
   blocks_ = blocks;
-  LOG_INFO("block store %s: %" PRId64 " blocks (%" PRId64 " in format 2), %" PRId64
-           " bytes, %" PRId64 " corrupt headers",
-           dir_.c_str(), blocks, v2, used, corrupt);
+  LOG_INFO("block store %s: %" PRId64 " blocks (%" PRId64 " in format 2, %" PRId64 " in format 3), %" PRId64
+           " bytes, %" PRId64 " corrupt headers, %" PRId64 " block 0s moved out of their inode's directory;"
+           " creating format %u",
+           dir_.c_str(), blocks, v2, v3, used, corrupt, moved, create_format_);
   return Status::OK();
 }
 
-std::string BlockStore::InodeDir(uint64_t ino) const {
-  char buf[48];
-  snprintf(buf, sizeof buf, "/blocks/%02x/%" PRIx64, static_cast<unsigned>(ino & 0xff), ino);
+std::string BlockStore::ShardDir(uint64_t ino) const {
+  char buf[16];
+  snprintf(buf, sizeof buf, "/blocks/%02x", static_cast<unsigned>(ino & 0xff));
   return dir_ + buf;
 }
 
+std::string BlockStore::InodeDir(uint64_t ino) const {
+  char buf[24];
+  snprintf(buf, sizeof buf, "/%" PRIx64, ino);
+  return ShardDir(ino) + buf;
+}
+
 std::string BlockStore::BlockPath(uint64_t ino, uint64_t index) const {
-  return InodeDir(ino) + "/" + std::to_string(index);
+  return index == 0 ? InodeDir(ino) + ".0" : InodeDir(ino) + "/" + std::to_string(index);
 }
 
 std::shared_mutex& BlockStore::InodeMu(uint64_t ino) {
@@ -479,14 +658,13 @@ Status BlockStore::OpenForWrite(uint64_t ino, uint64_t index, Opened* out) {
   out->fd.reset(open(out->path.c_str(), O_RDWR | O_CLOEXEC));
   if (out->fd.ok()) return Status::OK();
   if (errno != ENOENT) return Status::Error(errno, "open " + out->path);
-  const std::string inode_dir = InodeDir(ino);
-  RETURN_IF_ERROR(MakeDir(inode_dir.substr(0, inode_dir.rfind('/')), &out->made_shard));
-  RETURN_IF_ERROR(MakeDir(inode_dir, &out->made_inode_dir));
+  RETURN_IF_ERROR(MakeDir(ShardDir(ino), &out->made_shard));
+  if (index != 0) RETURN_IF_ERROR(MakeDir(InodeDir(ino), &out->made_inode_dir));
   out->fd.reset(open(out->path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
   if (!out->fd.ok()) return Status::Error(errno, "create " + out->path);
   out->created = true;
   // The header goes first, so the file is never data without a header.
-  Header h = EmptyHeader(ino, index);
+  Header h = EmptyHeader(ino, index, create_format_);
   Status st = StoreHeader(io_, out->fd.get(), &h);
   if (!st.ok()) unlink(out->path.c_str());
   return st;
@@ -497,6 +675,11 @@ namespace {
 // block holds none.
 wire::BlockVersion HeldVersion(HeaderState hs, const Header& h) {
   return hs == HeaderState::kValid ? h.version : wire::BlockVersion{};
+}
+// The format of a block whose old bytes are discarded: the store's, except
+// that format 4 stays (its xattr, if left, would outrank an in-file header).
+uint32_t DiscardFormat(const Header& old, uint32_t create_format) {
+  return old.format == kFormatV4 ? kFormatV4 : create_format;
 }
 }  // namespace
 
@@ -540,7 +723,7 @@ Status BlockStore::WriteRanges(uint64_t ino, uint64_t index, const std::vector<R
         if (held) *held = stored;
         return Status::Error(ESTALE, "block " + BlockName(ino, index) + " is not at the write's base");
       case blockver::WriteCheck::kApplyFresh:
-        if (hs == HeaderState::kCorrupt) old = EmptyHeader(ino, index);
+        if (hs == HeaderState::kCorrupt) old = EmptyHeader(ino, index, old.format);
         RETURN_IF_ERROR(Empty(f, &old, counted));
         counted = 0;
         hs = HeaderState::kValid;
@@ -555,7 +738,8 @@ Status BlockStore::WriteRanges(uint64_t ino, uint64_t index, const std::vector<R
       LOG_ERROR("block %s: corrupt header, write refused", BlockName(ino, index).c_str());
       return Status::Error(EIO, "corrupt header in block " + BlockName(ino, index));
     }
-    old = EmptyHeader(ino, index);  // a write covering every old byte replaces the block
+    // A write covering every old byte replaces the block.
+    old = EmptyHeader(ino, index, DiscardFormat(old, create_format_));
   }
   Status st = WriteData(f, old, counted, ranges, next);
   if (!st.ok()) {
@@ -564,7 +748,7 @@ Status BlockStore::WriteRanges(uint64_t ino, uint64_t index, const std::vector<R
   }
   if (held) *held = next;
   if (f.created) blocks_++;
-  if (flags & wire::kBlockSyncNow) return SyncWritten(f, ino);
+  if (flags & wire::kBlockSyncNow) return SyncWritten(f, old.format == kFormatV4);
   if (opts_.early_writeback) {
     // Whole chunks only: a partial one is likely to be written again soon.
     for (const Range& r : ranges) {
@@ -578,12 +762,14 @@ Status BlockStore::WriteRanges(uint64_t ino, uint64_t index, const std::vector<R
 
 // Makes the block hold no bytes (header first, as CutBlock does), keeping
 // its version until the write that follows sets the next one. The empty
-// block is in the current format whatever the old one was: a format 2 block
-// becomes format 3 here. Its 512-byte header lies inside format 2's header
-// page, so a crash before the ftruncate leaves either the old header or the
-// new one, whose length 0 makes everything after it bytes past the end.
+// block is in the store's format whatever the old one was (DiscardFormat): a
+// format 2 or 3 block becomes format 4 here (or 2 becomes 3). A crash before
+// the ftruncate leaves either the old header or the new one, whose length 0
+// makes everything after it bytes past the end: format 3's 512-byte header
+// lies inside format 2's header page, and format 4's xattr, once there,
+// outranks whatever the file's first bytes say.
 Status BlockStore::Empty(const Opened& f, BlockHeader* h, uint32_t counted) {
-  Header empty = EmptyHeader(h->ino, h->index);
+  Header empty = EmptyHeader(h->ino, h->index, DiscardFormat(*h, create_format_));
   empty.version = h->version;
   RETURN_IF_ERROR(StoreHeader(io_, f.fd.get(), &empty));
   if (ftruncate(f.fd.get(), DataStart(empty)) != 0) return Status::Error(errno, "ftruncate " + f.path);
@@ -623,12 +809,22 @@ Status BlockStore::WriteData(const Opened& f, const BlockHeader& old, uint32_t c
   // (fio randwrite + fsync: 10.2 s vs 2.2 s). If such a write runs out of
   // space halfway, the chunks it touched fail their checksums (EIO) and the
   // block is repaired, as after a crash in the middle of a write.
+  uint32_t new_len = old.length;
   for (const Range& r : ranges) {
     const uint32_t end = r.offset + static_cast<uint32_t>(r.data.size());
+    new_len = std::max(new_len, end);
     if (r.offset <= old.length && end > old.length) {
       if (io_->Fallocate(fd, start + r.offset, r.data.size()) != 0 && errno != EOPNOTSUPP)
         return Status::Error(errno, "fallocate " + f.path);
     }
+  }
+  // A format 4 header about to outgrow the inode needs a filesystem block
+  // of its own, which a full disk refuses: ask for it (the old header,
+  // padded to its largest size) before any byte changes, as fallocate does
+  // for the data, so ENOSPC leaves the old block whole.
+  if (old.format == kFormatV4 && V4Bytes(old.length) <= kV4InlineBytes && V4Bytes(new_len) > kV4InlineBytes) {
+    Header padded = old;
+    RETURN_IF_ERROR(StoreHeader(io_, fd, &padded, kChunks));
   }
   if (ranges.size() == 1) {
     RETURN_IF_ERROR(NewCrcs(io_, fd, old, ranges[0].offset, ranges[0].data, &next));
@@ -658,7 +854,7 @@ Status BlockStore::Replace(uint64_t ino, uint64_t index, std::string_view data,
     if (held) *held = stored;
     return Status::Error(ESTALE, "block " + BlockName(ino, index) + " changed since it was read");
   }
-  if (hs == HeaderState::kCorrupt) old = EmptyHeader(ino, index);
+  if (hs == HeaderState::kCorrupt) old = EmptyHeader(ino, index, old.format);
   RETURN_IF_ERROR(Empty(f, &old, counted));
   if (f.created) blocks_++;
   std::vector<Range> all;
@@ -668,12 +864,15 @@ Status BlockStore::Replace(uint64_t ino, uint64_t index, std::string_view data,
   return Status::OK();
 }
 
-// The data, and for a new block the directory entries leading to it.
-Status BlockStore::SyncWritten(const Opened& f, uint64_t ino) {
-  if (io_->Fdatasync(f.fd.get()) != 0) return Status::Error(errno, "fdatasync " + f.path);
-  const std::string inode_dir = InodeDir(ino);
-  if (f.created) RETURN_IF_ERROR(FsyncPath(inode_dir));
-  if (f.made_inode_dir) RETURN_IF_ERROR(FsyncPath(inode_dir.substr(0, inode_dir.rfind('/'))));
+// The data and header, and for a new block the directory entries leading to
+// it: its own (the shard's for block 0, else the inode's), the inode's in
+// the shard's, the shard's in blocks/.
+Status BlockStore::SyncWritten(const Opened& f, bool header_in_inode) {
+  if ((header_in_inode ? io_->Fsync(f.fd.get()) : io_->Fdatasync(f.fd.get())) != 0)
+    return Status::Error(errno, "fsync " + f.path);
+  std::string parent = f.path.substr(0, f.path.rfind('/'));
+  if (f.created) RETURN_IF_ERROR(FsyncPath(parent));
+  if (f.made_inode_dir) RETURN_IF_ERROR(FsyncPath(parent = parent.substr(0, parent.rfind('/'))));
   if (f.made_shard) RETURN_IF_ERROR(FsyncPath(dir_ + "/blocks"));
   return Status::OK();
 }
@@ -828,13 +1027,11 @@ Status BlockStore::Drop(uint64_t ino, uint64_t index, const wire::BlockVersion& 
 Result<std::vector<std::pair<uint64_t, uint64_t>>> BlockStore::ListShard(uint32_t shard) {
   char name[8];
   snprintf(name, sizeof name, "%02x", shard & 0xff);
-  std::vector<std::string> inodes;
+  std::vector<uint64_t> inodes;
   std::vector<std::pair<uint64_t, uint64_t>> out;
-  Status st = ListDir(dir_ + "/blocks/" + name, &inodes);
+  Status st = ShardInodes(dir_ + "/blocks/" + name, &inodes);
   if (!st.ok()) return st.code() == ENOENT ? Result<std::vector<std::pair<uint64_t, uint64_t>>>(out) : st;
-  for (const auto& dir : inodes) {
-    uint64_t ino;
-    if (!ParseName(dir, 16, &ino)) continue;
+  for (uint64_t ino : inodes) {
     auto indices = List(ino);
     if (!indices.ok()) continue;  // deleted meanwhile
     for (uint64_t index : *indices) out.emplace_back(ino, index);
@@ -864,12 +1061,9 @@ Status BlockStore::Reset() {
   std::vector<std::string> shards;
   RETURN_IF_ERROR(ListDir(dir_ + "/blocks", &shards));
   for (const auto& shard : shards) {
-    std::vector<std::string> inodes;
-    if (!ListDir(dir_ + "/blocks/" + shard, &inodes).ok()) continue;
-    for (const auto& name : inodes) {
-      uint64_t ino;
-      if (ParseName(name, 16, &ino)) RETURN_IF_ERROR(Delete(ino));
-    }
+    std::vector<uint64_t> inodes;
+    if (!ShardInodes(dir_ + "/blocks/" + shard, &inodes).ok()) continue;
+    for (uint64_t ino : inodes) RETURN_IF_ERROR(Delete(ino));
   }
   LOG_WARN("store %s reset: every block discarded", dir_.c_str());
   return Status::OK();
@@ -888,14 +1082,22 @@ Result<std::vector<uint64_t>> BlockStore::List(uint64_t ino) {
 Result<std::vector<uint64_t>> BlockStore::ListLocked(uint64_t ino) {
   std::vector<std::string> names;
   std::vector<uint64_t> indices;
+  struct stat st0;
+  if (stat(BlockPath(ino, 0).c_str(), &st0) == 0) {
+    indices.push_back(0);
+  } else if (errno != ENOENT) {
+    return Status::Error(errno, "stat " + BlockPath(ino, 0));
+  }
   Status st = ListDir(InodeDir(ino), &names);
   if (!st.ok()) {
-    if (st.code() == ENOENT) return indices;
+    if (st.code() == ENOENT || st.code() == ENOTDIR) return indices;
     return st;
   }
   for (const auto& name : names) {
     uint64_t index;
-    if (ParseName(name, 10, &index)) indices.push_back(index);
+    // A "0" here is a leftover of the old layout Open did not move (see
+    // MoveLegacyBlock0): not a block.
+    if (ParseName(name, 10, &index) && index != 0) indices.push_back(index);
   }
   std::sort(indices.begin(), indices.end());
   return indices;

@@ -1,16 +1,27 @@
 // BlockStore: the checksummed block files of one blockd. A block is
 // (ino, index), at most wire::kBlockSize bytes, kept in its own file:
 //
-//   DIR/blocks/<ino % 256, 2 hex digits>/<ino hex>/<index decimal>
+//   DIR/blocks/<ino % 256, 2 hex digits>/<ino hex>.0          block 0
+//   DIR/blocks/<ino % 256, 2 hex digits>/<ino hex>/<index>    the others
 //
-// One directory per inode, so deleting an inode or cutting its tail lists one
-// directory instead of scanning everything. Each file is a 512-byte header
-// and then the data at file offset 512 + block offset (format 3; blocks of
-// format 2, from before it, have a 4 KiB header area and their data at 4096 +
-// block offset, and are still read and written). The header (see
-// block_store.cc) holds the length, the version and a CRC32C of every 64 KiB
-// chunk; every read verifies the chunks it touches, so a torn or rotted block
-// is an EIO, never wrong bytes.
+// Block 0 lies flat in its shard directory: most inodes of a tree of small
+// files have that one block, and a directory of its own cost each of them a
+// 4 KiB filesystem block and a mkdir. The other blocks of an inode share a
+// directory, so deleting an inode or cutting its tail lists one directory
+// instead of scanning a shard. (Stores from before keep block 0 in the inode's
+// directory too; Open moves it out, a rename each.)
+//
+// Format 4, every block created where the filesystem has user xattrs: the
+// data from file offset 0, the header in the file's `user.ringfs` xattr, at
+// 52 + 4 bytes per 64 KiB chunk, so a block of up to 192 KiB keeps its header
+// inside the inode (ext4's 256-byte inodes) and a 4 KiB block takes one 4 KiB
+// filesystem block. Format 3 (where xattrs are missing, and blocks written
+// before format 4): a 512-byte header, the data at file offset 512. Format 2
+// (older still): a 4 KiB header area, the data at 4096. All three are read
+// and written; a block keeps its format until its bytes are discarded anyway
+// (see block_store.cc). The header holds the length, the version and a CRC32C
+// of every 64 KiB chunk; every read verifies the chunks it touches, so a torn
+// or rotted block is an EIO, never wrong bytes.
 #pragma once
 
 #include <sys/types.h>
@@ -39,6 +50,9 @@ class DiskIo {
   virtual ssize_t PWrite(int fd, const void* buf, size_t n, off_t off);
   virtual int Fallocate(int fd, off_t off, off_t len);  // keeps the file size
   virtual int Fdatasync(int fd);
+  virtual int Fsync(int fd);  // format 4: the header is inode metadata
+  virtual int SetXattr(int fd, const char* name, const void* value, size_t n);
+  virtual ssize_t GetXattr(int fd, const char* name, void* value, size_t n);
 };
 
 struct BlockStoreOptions {
@@ -49,6 +63,9 @@ struct BlockStoreOptions {
   bool early_writeback = true;
   // Null = the real disk.
   DiskIo* io = nullptr;
+  // Create blocks in format 4 (header in an xattr) when the filesystem
+  // supports user xattrs; false: format 3 always (tests of that format).
+  bool xattr_headers = true;
 };
 
 // A checked write: applied only when the block is at `base` (see
@@ -170,13 +187,17 @@ class BlockStore {
 
   BlockStore(std::string dir, BlockStoreOptions opts, int dir_fd);
   Status Scan();
+  Status MoveLegacyBlock0(const std::string& shard_dir, const std::string& name);
+  std::string ShardDir(uint64_t ino) const;
   std::string InodeDir(uint64_t ino) const;
   std::string BlockPath(uint64_t ino, uint64_t index) const;
+  // The inodes with blocks in shard directory `shard_dir`, sorted.
+  Status ShardInodes(const std::string& shard_dir, std::vector<uint64_t>* inos);
   Status OpenForWrite(uint64_t ino, uint64_t index, Opened* out);
   Status Empty(const Opened& f, BlockHeader* h, uint32_t counted);
   Status WriteData(const Opened& f, const BlockHeader& old, uint32_t counted, const std::vector<Range>& ranges,
                    const wire::BlockVersion& version);
-  Status SyncWritten(const Opened& f, uint64_t ino);
+  Status SyncWritten(const Opened& f, bool header_in_inode);
   Status CutBlock(uint64_t ino, uint64_t index, uint32_t cut, const WriteVersions* v,
                   TruncateResult* out);
   Status RemoveBlock(uint64_t ino, uint64_t index);
@@ -191,6 +212,7 @@ class BlockStore {
   BlockStoreOptions opts_;
   DiskIo* io_;
   int dir_fd_;
+  uint32_t create_format_ = 3;  // the format of blocks created (Open decides)
   // Truncate/Delete take an inode exclusively; reads and writes share it and
   // then take their block: shared to read, exclusive to write.
   std::array<std::shared_mutex, kInodeStripes> inode_mu_;

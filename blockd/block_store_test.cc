@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -45,7 +46,9 @@ std::string Pattern(size_t n, uint32_t seed) {
          << "got " << got.size() << " bytes, want " << want.size() << ", first difference at " << i;
 }
 
-class BlockStoreTest : public ::testing::Test {
+// The store's fixture; `v4_` picks the format it creates: 4 (the header in
+// the file's xattr, data from offset 0) or 3 (a 512-byte header in the file).
+class StoreFixture : public ::testing::Test {
  protected:
   void SetUp() override {
     char tmpl[] = "/tmp/block_store_test.XXXXXX";
@@ -57,16 +60,72 @@ class BlockStoreTest : public ::testing::Test {
     store_.reset();
     std::filesystem::remove_all(dir_);
   }
-  void Reopen(BlockStoreOptions opts = {}) {
+  BlockStoreOptions Opts() const {
+    BlockStoreOptions o;
+    o.xattr_headers = v4_;
+    return o;
+  }
+  void Reopen() { Reopen(Opts()); }
+  void Reopen(BlockStoreOptions opts) {
     store_.reset();
     auto s = BlockStore::Open(dir_, opts);
     ASSERT_TRUE(s.ok()) << s.status().ToString();
     store_ = std::move(s).value();
   }
+  // Block 0 flat in its shard directory, the others in the inode's.
   std::string Path(uint64_t ino, uint64_t index) {
     char buf[64];
-    snprintf(buf, sizeof buf, "/blocks/%02x/%lx/%lu", unsigned(ino & 0xff), ino, index);
+    if (index == 0) {
+      snprintf(buf, sizeof buf, "/blocks/%02x/%lx.0", unsigned(ino & 0xff), ino);
+    } else {
+      snprintf(buf, sizeof buf, "/blocks/%02x/%lx/%lu", unsigned(ino & 0xff), ino, index);
+    }
     return dir_ + buf;
+  }
+  std::string InodeDir(uint64_t ino) {
+    char buf[64];
+    snprintf(buf, sizeof buf, "/blocks/%02x/%lx", unsigned(ino & 0xff), ino);
+    return dir_ + buf;
+  }
+  // Where the block's data starts in its file.
+  off_t DataStart() const { return v4_ ? 0 : kDataStart; }
+  // Header fields' offsets: in the xattr (format 4) or the file (format 3).
+  off_t LengthFieldAt() const { return v4_ ? 5 : 9; }
+  off_t FirstCrcAt() const { return v4_ ? 50 : 34; }
+  std::string HeaderXattr(uint64_t ino, uint64_t index) {
+    char buf[1024];
+    const ssize_t n = getxattr(Path(ino, index).c_str(), "user.ringfs", buf, sizeof buf);
+    return n < 0 ? std::string() : std::string(buf, size_t(n));
+  }
+  void SetHeaderXattr(uint64_t ino, uint64_t index, const std::string& x) {
+    ASSERT_EQ(setxattr(Path(ino, index).c_str(), "user.ringfs", x.data(), x.size(), 0), 0);
+  }
+  // Flips a byte of the block's header, wherever its format keeps it.
+  void FlipHeaderByte(uint64_t ino, uint64_t index, off_t at) {
+    if (!v4_) return FlipByte(ino, index, at);
+    std::string x = HeaderXattr(ino, index);
+    ASSERT_LT(size_t(at), x.size());
+    x[at] ^= 0x40;
+    SetHeaderXattr(ino, index, x);
+  }
+  // A header cut to its first n bytes (a torn header).
+  void CutHeader(uint64_t ino, uint64_t index, size_t n) {
+    if (!v4_) {
+      ASSERT_EQ(truncate(Path(ino, index).c_str(), off_t(n)), 0);
+      return;
+    }
+    SetHeaderXattr(ino, index, HeaderXattr(ino, index).substr(0, n));
+  }
+  // A block file created and never given a header (a crash right after).
+  void EraseHeader(uint64_t ino, uint64_t index) {
+    ASSERT_EQ(truncate(Path(ino, index).c_str(), 0), 0);
+    if (v4_) ASSERT_EQ(removexattr(Path(ino, index).c_str(), "user.ringfs"), 0);
+  }
+  // Another block's file (data and header) under this block's name.
+  void CopyBlock(uint64_t from_ino, uint64_t from, uint64_t to_ino, uint64_t to) {
+    std::filesystem::copy_file(Path(from_ino, from), Path(to_ino, to),
+                               std::filesystem::copy_options::overwrite_existing);
+    if (v4_) SetHeaderXattr(to_ino, to, HeaderXattr(from_ino, from));
   }
   // Reads through the store; fails the test on error.
   std::string Get(uint64_t ino, uint64_t index, uint32_t off, uint32_t len) {
@@ -104,12 +163,24 @@ class BlockStoreTest : public ::testing::Test {
     return r.ok() ? r.value() : std::vector<uint64_t>{};
   }
 
+  bool v4_ = false;
   std::string dir_;
   std::unique_ptr<BlockStore> store_;
 };
 
+// Behaviour that holds in both formats runs in both.
+class BlockStoreTest : public StoreFixture, public ::testing::WithParamInterface<bool> {
+ protected:
+  void SetUp() override {
+    v4_ = GetParam();
+    StoreFixture::SetUp();
+  }
+};
+std::string FormatName(const ::testing::TestParamInfo<bool>& p) { return p.param ? "Format4" : "Format3"; }
+INSTANTIATE_TEST_SUITE_P(Formats, BlockStoreTest, ::testing::Bool(), FormatName);
+
 // Random writes against an in-memory model, around chunk boundaries.
-TEST_F(BlockStoreTest, RoundTripsAtManyOffsetsAndLengths) {
+TEST_P(BlockStoreTest, RoundTripsAtManyOffsetsAndLengths) {
   std::string model;  // the block's bytes; size() = length
   std::mt19937 rng(42);
   const uint32_t edges[] = {
@@ -130,7 +201,7 @@ TEST_F(BlockStoreTest, RoundTripsAtManyOffsetsAndLengths) {
   ASSERT_TRUE(Same(Get(1, 0, 0, kBlock), model));
 }
 
-TEST_F(BlockStoreTest, AppendsAndSmallUnalignedWrites) {
+TEST_P(BlockStoreTest, AppendsAndSmallUnalignedWrites) {
   std::string model;
   for (int i = 0; i < 200; i++) {
     std::string d = Pattern(1000 + i * 37, i);
@@ -141,7 +212,7 @@ TEST_F(BlockStoreTest, AppendsAndSmallUnalignedWrites) {
   EXPECT_TRUE(Same(Get(2, 0, 12345, 99999), model.substr(12345, 99999)));
 }
 
-TEST_F(BlockStoreTest, SparseGapsReadAsZeros) {
+TEST_P(BlockStoreTest, SparseGapsReadAsZeros) {
   Put(3, 0, 100, "head");
   const uint32_t far = 5 * kChunk + 333;
   Put(3, 0, far, "tail");
@@ -156,7 +227,7 @@ TEST_F(BlockStoreTest, SparseGapsReadAsZeros) {
   EXPECT_TRUE(Same(Get(3, 1, 0, kBlock), std::string(kBlock - 10, '\0') + "0123456789"));
 }
 
-TEST_F(BlockStoreTest, OverwriteKeepsSurroundingBytes) {
+TEST_P(BlockStoreTest, OverwriteKeepsSurroundingBytes) {
   std::string a = Pattern(3 * kChunk, 1), b = Pattern(kChunk, 2);
   Put(4, 0, 0, a);
   Put(4, 0, kChunk / 2, b);
@@ -165,7 +236,7 @@ TEST_F(BlockStoreTest, OverwriteKeepsSurroundingBytes) {
   EXPECT_EQ(store_->Stats().used, 3u * kChunk);
 }
 
-TEST_F(BlockStoreTest, ReadsArePartialPastTheEnd) {
+TEST_P(BlockStoreTest, ReadsArePartialPastTheEnd) {
   Put(5, 0, 0, "abcdef");
   EXPECT_TRUE(Same(Get(5, 0, 2, 100), "cdef"));
   EXPECT_TRUE(Same(Get(5, 0, 6, 100), ""));
@@ -182,7 +253,7 @@ std::string RandomBytes(std::mt19937& rng, size_t n) {
 
 // Many ranges in one write: chunks shared by ranges, gaps, growth past the
 // end, and a version check that applies to all of them at once.
-TEST_F(BlockStoreTest, MultiRangeWritesMatchAModel) {
+TEST_P(BlockStoreTest, MultiRangeWritesMatchAModel) {
   std::mt19937 rng(7);
   std::string model(300000, '\0');
   size_t len = 100000;
@@ -225,7 +296,7 @@ TEST_F(BlockStoreTest, MultiRangeWritesMatchAModel) {
   EXPECT_EQ(Get(6, 0, 10, 69990), std::string(69990, '\0'));
 }
 
-TEST_F(BlockStoreTest, RejectsRangesPastTheBlock) {
+TEST_P(BlockStoreTest, RejectsRangesPastTheBlock) {
   EXPECT_EQ(store_->Write(7, 0, kBlock - 1, "ab").code(), EINVAL);
   EXPECT_EQ(store_->Write(7, 0, kBlock + 1, "a").code(), EINVAL);
   EXPECT_EQ(store_->Write(7, 0, 0, std::string(kBlock + 1, 'x')).code(), EINVAL);
@@ -235,10 +306,10 @@ TEST_F(BlockStoreTest, RejectsRangesPastTheBlock) {
   EXPECT_TRUE(Indices(7) == std::vector<uint64_t>{0});
 }
 
-TEST_F(BlockStoreTest, CorruptDataIsEio) {
+TEST_P(BlockStoreTest, CorruptDataIsEio) {
   std::string d = Pattern(4 * kChunk, 9);
   Put(8, 0, 0, d);
-  FlipByte(8, 0, kDataStart + kChunk + 77);
+  FlipByte(8, 0, DataStart() + kChunk + 77);
   EXPECT_EQ(ReadErr(8, 0, kChunk + 77, 1), EIO);
   EXPECT_EQ(ReadErr(8, 0, 0, kBlock), EIO);
   // Other chunks still read.
@@ -251,20 +322,20 @@ TEST_F(BlockStoreTest, CorruptDataIsEio) {
   EXPECT_TRUE(Same(Get(8, 0, 0, kBlock), d));
 }
 
-TEST_F(BlockStoreTest, CorruptTailChunkIsEio) {
+TEST_P(BlockStoreTest, CorruptTailChunkIsEio) {
   std::string d = Pattern(kChunk + 500, 10);
   Put(9, 0, 0, d);
-  FlipByte(9, 0, kDataStart + kChunk + 499);
+  FlipByte(9, 0, DataStart() + kChunk + 499);
   EXPECT_EQ(ReadErr(9, 0, kChunk, 1), EIO);
   // Appending to the bad chunk extends its old sum: still caught.
   Put(9, 0, kChunk + 500, "more");
   EXPECT_EQ(ReadErr(9, 0, kChunk, 1), EIO);
 }
 
-TEST_F(BlockStoreTest, CorruptHeaderIsEio) {
+TEST_P(BlockStoreTest, CorruptHeaderIsEio) {
   std::string d = Pattern(2 * kChunk, 11);
   Put(10, 0, 0, d);
-  FlipByte(10, 0, 9);  // inside the length field
+  FlipHeaderByte(10, 0, LengthFieldAt());
   EXPECT_EQ(ReadErr(10, 0, 0, 10), EIO);
   EXPECT_EQ(store_->Write(10, 0, 100, "x").code(), EIO);
   EXPECT_EQ(store_->Truncate(10, 5).code(), EIO);
@@ -272,30 +343,29 @@ TEST_F(BlockStoreTest, CorruptHeaderIsEio) {
   Put(10, 0, 0, d);
   EXPECT_TRUE(Same(Get(10, 0, 0, kBlock), d));
 
-  FlipByte(10, 0, 200);  // a chunk checksum
+  FlipHeaderByte(10, 0, FirstCrcAt());
   EXPECT_EQ(ReadErr(10, 0, 0, 10), EIO);
 }
 
-TEST_F(BlockStoreTest, BlockFileUnderTheWrongNameIsEio) {
+TEST_P(BlockStoreTest, BlockFileUnderTheWrongNameIsEio) {
   Put(11, 0, 0, "zero");
   Put(11, 1, 0, "one!");
-  std::filesystem::copy_file(Path(11, 0), Path(11, 1),
-                             std::filesystem::copy_options::overwrite_existing);
+  CopyBlock(11, 0, 11, 1);
   EXPECT_EQ(ReadErr(11, 1, 0, 4), EIO);
 }
 
 // Data written but the header never updated: the old sums catch the new bytes.
-TEST_F(BlockStoreTest, TornOverwriteIsEio) {
+TEST_P(BlockStoreTest, TornOverwriteIsEio) {
   Put(12, 0, 0, Pattern(kChunk, 1));
-  Poke(12, 0, kDataStart + 10, "torn");
+  Poke(12, 0, DataStart() + 10, "torn");
   EXPECT_EQ(ReadErr(12, 0, 0, kChunk), EIO);
 }
 
 // An extension whose header never landed leaves bytes past `length`; a later
 // extension must not expose them.
-TEST_F(BlockStoreTest, TornExtensionNeverResurfaces) {
+TEST_P(BlockStoreTest, TornExtensionNeverResurfaces) {
   Put(13, 0, 0, "abc");
-  Poke(13, 0, kDataStart + 3, Pattern(2 * kChunk, 5));
+  Poke(13, 0, DataStart() + 3, Pattern(2 * kChunk, 5));
   EXPECT_TRUE(Same(Get(13, 0, 0, kBlock), "abc"));
   Put(13, 0, 3 * kChunk, "end");
   std::string want = "abc" + std::string(3 * kChunk - 3, '\0') + "end";
@@ -303,15 +373,15 @@ TEST_F(BlockStoreTest, TornExtensionNeverResurfaces) {
 }
 
 // A file created but not yet given a header (crash) holds nothing.
-TEST_F(BlockStoreTest, EmptyFileIsAnEmptyBlock) {
+TEST_P(BlockStoreTest, EmptyFileIsAnEmptyBlock) {
   Put(14, 0, 0, "x");
-  ASSERT_EQ(truncate(Path(14, 0).c_str(), 0), 0);
+  EraseHeader(14, 0);
   EXPECT_TRUE(Same(Get(14, 0, 0, 10), ""));
   Put(14, 0, 5, "y");
   EXPECT_TRUE(Same(Get(14, 0, 0, 10), std::string(5, '\0') + "y"));
 }
 
-TEST_F(BlockStoreTest, TruncateMidBlockThenExtendReadsZeros) {
+TEST_P(BlockStoreTest, TruncateMidBlockThenExtendReadsZeros) {
   std::string d = Pattern(kBlock, 20);
   for (uint64_t i = 0; i < 3; i++) Put(15, i, 0, d);
   const uint32_t cut = kChunk + 1234;
@@ -329,7 +399,7 @@ TEST_F(BlockStoreTest, TruncateMidBlockThenExtendReadsZeros) {
   EXPECT_TRUE(Same(Get(15, 1, 0, kBlock), want));
 }
 
-TEST_F(BlockStoreTest, TruncateAtBlockBoundaryAndToZero) {
+TEST_P(BlockStoreTest, TruncateAtBlockBoundaryAndToZero) {
   std::string d = Pattern(2 * kChunk, 21);
   for (uint64_t i = 0; i < 4; i++) Put(16, i, 0, d);
   ASSERT_TRUE(store_->Truncate(16, 2ull * kBlock).ok());
@@ -347,7 +417,7 @@ TEST_F(BlockStoreTest, TruncateAtBlockBoundaryAndToZero) {
   EXPECT_TRUE(Same(Get(16, 0, 0, 100), std::string(10, '\0') + "again"));
 }
 
-TEST_F(BlockStoreTest, TruncateInsideAChunkZeroesTheCutBytes) {
+TEST_P(BlockStoreTest, TruncateInsideAChunkZeroesTheCutBytes) {
   std::string d = Pattern(kChunk, 22);
   Put(17, 0, 0, d);
   ASSERT_TRUE(store_->Truncate(17, 1000).ok());
@@ -356,20 +426,21 @@ TEST_F(BlockStoreTest, TruncateInsideAChunkZeroesTheCutBytes) {
   EXPECT_TRUE(Same(Get(17, 0, 0, kBlock), d.substr(0, 1000) + std::string(1000, '\0') + "x"));
 }
 
-TEST_F(BlockStoreTest, DeleteRemovesEveryBlock) {
+TEST_P(BlockStoreTest, DeleteRemovesEveryBlock) {
   for (uint64_t i = 0; i < 5; i++) Put(18, i * 7, 0, "data");
   Put(19, 0, 0, "other");
   ASSERT_TRUE(store_->Delete(18).ok());
   EXPECT_TRUE(Indices(18).empty());
   EXPECT_EQ(ReadErr(18, 0, 0, 4), ENOENT);
-  EXPECT_FALSE(std::filesystem::exists(std::filesystem::path(Path(18, 0)).parent_path()));
+  EXPECT_FALSE(std::filesystem::exists(Path(18, 0)));
+  EXPECT_FALSE(std::filesystem::exists(InodeDir(18)));
   EXPECT_TRUE(Same(Get(19, 0, 0, 10), "other"));
   EXPECT_EQ(store_->Stats().blocks, 1u);
   EXPECT_EQ(store_->Stats().used, 5u);
   EXPECT_TRUE(store_->Delete(18).ok());  // idempotent
 }
 
-TEST_F(BlockStoreTest, ListIsSortedAndPerInode) {
+TEST_P(BlockStoreTest, ListIsSortedAndPerInode) {
   for (uint64_t i : {5ull, 1ull, 100ull, 3ull, 1ull << 40}) Put(20, i, 0, "x");
   Put(20 + 256, 2, 0, "same shard, other inode");
   EXPECT_EQ(Indices(20), (std::vector<uint64_t>{1, 3, 5, 100, 1ull << 40}));
@@ -377,7 +448,7 @@ TEST_F(BlockStoreTest, ListIsSortedAndPerInode) {
   EXPECT_TRUE(Indices(21).empty());
 }
 
-TEST_F(BlockStoreTest, StatsCountLengthsAndBlocks) {
+TEST_P(BlockStoreTest, StatsCountLengthsAndBlocks) {
   EXPECT_GT(store_->Stats().capacity, 0u);
   Put(22, 0, 0, std::string(1000, 'a'));
   Put(22, 1, 500, std::string(1000, 'b'));
@@ -387,7 +458,7 @@ TEST_F(BlockStoreTest, StatsCountLengthsAndBlocks) {
   EXPECT_EQ(store_->Stats().used, 2500u);
   Put(22, 0, 1990, std::string(20, 'c'));  // extends block 0 to 2010
   EXPECT_EQ(store_->Stats().used, 3510u);
-  BlockStoreOptions opts;
+  BlockStoreOptions opts = Opts();
   opts.capacity = 12345;
   Reopen(opts);
   EXPECT_EQ(store_->Stats().capacity, 12345u);
@@ -416,7 +487,7 @@ std::ostream& operator<<(std::ostream& os, const BlockVersion& v) {
 namespace ringfs::blockd {
 namespace {
 
-class BlockVersionStoreTest : public BlockStoreTest {
+class VersionFixture : public StoreFixture {
  protected:
   // The version the block holds (Read of nothing); fails the test on error.
   wire::BlockVersion VersionOf(uint64_t ino, uint64_t index) {
@@ -448,9 +519,18 @@ class BlockVersionStoreTest : public BlockStoreTest {
   }
 };
 
+class BlockVersionStoreTest : public VersionFixture, public ::testing::WithParamInterface<bool> {
+ protected:
+  void SetUp() override {
+    v4_ = GetParam();
+    VersionFixture::SetUp();
+  }
+};
+INSTANTIATE_TEST_SUITE_P(Formats, BlockVersionStoreTest, ::testing::Bool(), FormatName);
+
 // A truncation delivered late (after writes that followed it): blocks past
 // the cut written at its epoch or later are kept; older ones go.
-TEST_F(BlockVersionStoreTest, LateTruncateKeepsBlocksWrittenAfterIt) {
+TEST_P(BlockVersionStoreTest, LateTruncateKeepsBlocksWrittenAfterIt) {
   ASSERT_TRUE(WriteV(40, 0, 0, "old", {}, V(2, 1, 7)).ok());
   ASSERT_TRUE(WriteV(40, 1, 0, "new", {}, V(3, 1, 7)).ok());
   ASSERT_TRUE(store_->Truncate(40, 0, nullptr, nullptr, /*fence_epoch=*/3).ok());
@@ -461,7 +541,7 @@ TEST_F(BlockVersionStoreTest, LateTruncateKeepsBlocksWrittenAfterIt) {
   EXPECT_TRUE(store_->List(40)->empty());
 }
 
-TEST_F(BlockVersionStoreTest, WriteAppliesOnlyOnItsExactBase) {
+TEST_P(BlockVersionStoreTest, WriteAppliesOnlyOnItsExactBase) {
   const std::string d = Pattern(3 * kChunk + 5, 40);
   wire::BlockVersion held;
   ASSERT_TRUE(WriteV(40, 0, 0, d, Absent(0), V(0, 1, 7), &held).ok());
@@ -505,7 +585,7 @@ TEST_F(BlockVersionStoreTest, WriteAppliesOnlyOnItsExactBase) {
   EXPECT_EQ(store_->Stats().used, used + 3);
 }
 
-TEST_F(BlockVersionStoreTest, RefusedWriteToAMissingBlockLeavesNoFile) {
+TEST_P(BlockVersionStoreTest, RefusedWriteToAMissingBlockLeavesNoFile) {
   Make(41, 0, "keep", V(0, 1, 1));
   const StoreStats before = store_->Stats();
   wire::BlockVersion held = V(9, 9, 9);
@@ -529,7 +609,7 @@ TEST_F(BlockVersionStoreTest, RefusedWriteToAMissingBlockLeavesNoFile) {
   EXPECT_EQ(Indices(41), (std::vector<uint64_t>{0}));
 }
 
-TEST_F(BlockVersionStoreTest, AbsentBaseTakesAMissingBlockOrOneFromAnOlderEpoch) {
+TEST_P(BlockVersionStoreTest, AbsentBaseTakesAMissingBlockOrOneFromAnOlderEpoch) {
   // A missing block: taken at any epoch; the bytes before the write are zeros.
   wire::BlockVersion held;
   ASSERT_TRUE(WriteV(43, 0, 500, "fresh", Absent(5), V(5, 1, 3), &held).ok());
@@ -571,7 +651,7 @@ TEST_F(BlockVersionStoreTest, AbsentBaseTakesAMissingBlockOrOneFromAnOlderEpoch)
   EXPECT_TRUE(Same(Get(43, 1, 0, kBlock), std::string(off, '\0') + "new"));
 }
 
-TEST_F(BlockVersionStoreTest, ReadWithWantRefusesAnyOtherVersion) {
+TEST_P(BlockVersionStoreTest, ReadWithWantRefusesAnyOtherVersion) {
   const std::string d = Pattern(2 * kChunk, 45);
   Make(45, 0, d, V(1, 2, 7));
   const wire::BlockVersion at = V(1, 2, 7);
@@ -612,7 +692,7 @@ TEST_F(BlockVersionStoreTest, ReadWithWantRefusesAnyOtherVersion) {
   EXPECT_EQ(missing.status().code(), ENOENT);
 }
 
-TEST_F(BlockVersionStoreTest, ReplaceLandsOnlyOnItsBaseAndLeavesExactlyItsBytes) {
+TEST_P(BlockVersionStoreTest, ReplaceLandsOnlyOnItsBaseAndLeavesExactlyItsBytes) {
   const std::string d = Pattern(3 * kChunk + 5, 46);
   Make(46, 0, d, V(1, 2, 7));
   const std::string shorter = Pattern(1000, 47);
@@ -661,7 +741,7 @@ TEST_F(BlockVersionStoreTest, ReplaceLandsOnlyOnItsBaseAndLeavesExactlyItsBytes)
   EXPECT_EQ(Get(46, 1, 0, kBlock).size(), 0u);
 
   // A corrupt header holds no version: only BlockVersion{} replaces it.
-  FlipByte(46, 0, 9);
+  FlipHeaderByte(46, 0, LengthFieldAt());
   EXPECT_EQ(ReadErr(46, 0, 0, 10), EIO);
   held = V(9, 9, 9);
   EXPECT_EQ(ReplaceV(46, 0, shorter, V(1, 4, 4), V(1, 5, 4), &held).code(), ESTALE);
@@ -675,7 +755,7 @@ TEST_F(BlockVersionStoreTest, ReplaceLandsOnlyOnItsBaseAndLeavesExactlyItsBytes)
   EXPECT_EQ(store_->Stats().blocks, 2u);
 }
 
-TEST_F(BlockVersionStoreTest, TruncateMovesTheCutBlockOnlyFromItsBase) {
+TEST_P(BlockVersionStoreTest, TruncateMovesTheCutBlockOnlyFromItsBase) {
   const std::string d = Pattern(2 * kChunk, 48);
   for (uint64_t i = 0; i < 4; i++) Make(48, i, d, V(1, 1 + i, 7));
   const uint32_t cut = kChunk + 100;
@@ -741,7 +821,7 @@ TEST_F(BlockVersionStoreTest, TruncateMovesTheCutBlockOnlyFromItsBase) {
   EXPECT_TRUE(Same(Get(48, 1, 0, kBlock), d.substr(0, 10)));
 }
 
-TEST_F(BlockVersionStoreTest, VersionsSurviveRestart) {
+TEST_P(BlockVersionStoreTest, VersionsSurviveRestart) {
   const std::string d = Pattern(kChunk + 3, 49);
   Make(49, 0, d, V(1, 1, 5));
   ASSERT_TRUE(WriteV(49, 0, 7, "abc", V(1, 1, 5), V(1, 2, 6)).ok());
@@ -772,10 +852,10 @@ TEST_F(BlockVersionStoreTest, VersionsSurviveRestart) {
 // a hole at a later epoch discards it and writes afresh (CheckWrite says
 // kApplyFresh). The result must be a readable block holding the new bytes,
 // whatever part of the header was damaged.
-TEST_F(BlockVersionStoreTest, FreshWriteOverACorruptHeaderLeavesAReadableBlock) {
+TEST_P(BlockVersionStoreTest, FreshWriteOverACorruptHeaderLeavesAReadableBlock) {
   // Damaged length field.
   Make(50, 0, Pattern(2 * kChunk, 50), V(1, 3, 1));
-  FlipByte(50, 0, 9);
+  FlipHeaderByte(50, 0, LengthFieldAt());
   ASSERT_EQ(ReadErr(50, 0, 0, 10), EIO);
   ASSERT_TRUE(WriteV(50, 0, 100, "fresh", Absent(2), V(2, 1, 4)).ok());
   EXPECT_EQ(VersionOf(50, 0), V(2, 1, 4));
@@ -784,12 +864,11 @@ TEST_F(BlockVersionStoreTest, FreshWriteOverACorruptHeaderLeavesAReadableBlock) 
 
 // A fresh write over a header whose ino/index are what is damaged leaves a
 // header naming this block (it once named another: EIO on every read).
-TEST_F(BlockVersionStoreTest, FreshWriteOverAMisplacedOrShortHeaderLeavesAReadableBlock) {
+TEST_P(BlockVersionStoreTest, FreshWriteOverAMisplacedOrShortHeaderLeavesAReadableBlock) {
   // Another block's file under this name: the header names another index.
   Make(51, 0, "zero", V(1, 1, 1));
   Make(51, 1, "one!", V(1, 1, 1));
-  std::filesystem::copy_file(Path(51, 0), Path(51, 1),
-                             std::filesystem::copy_options::overwrite_existing);
+  CopyBlock(51, 0, 51, 1);
   ASSERT_EQ(ReadErr(51, 1, 0, 4), EIO);
   Status st = WriteV(51, 1, 0, "new1", Absent(2), V(2, 1, 4));
   ASSERT_TRUE(st.ok()) << st.ToString();
@@ -799,7 +878,7 @@ TEST_F(BlockVersionStoreTest, FreshWriteOverAMisplacedOrShortHeaderLeavesAReadab
   }
   // A header cut short (torn file): its ino and index never made it to disk.
   Make(51, 2, "two!", V(1, 1, 1));
-  ASSERT_EQ(truncate(Path(51, 2).c_str(), 10), 0);
+  CutHeader(51, 2, 10);
   ASSERT_EQ(ReadErr(51, 2, 0, 4), EIO);
   st = WriteV(51, 2, 0, "new2", Absent(2), V(2, 1, 4));
   ASSERT_TRUE(st.ok()) << st.ToString();
@@ -809,7 +888,7 @@ TEST_F(BlockVersionStoreTest, FreshWriteOverAMisplacedOrShortHeaderLeavesAReadab
   }
 }
 
-TEST_F(BlockStoreTest, EverythingSurvivesReopen) {
+TEST_P(BlockStoreTest, EverythingSurvivesReopen) {
   std::string d = Pattern(kBlock, 23);
   Put(23, 0, 0, d);
   Put(23, 9, 777, "sparse");
@@ -828,7 +907,7 @@ TEST_F(BlockStoreTest, EverythingSurvivesReopen) {
   EXPECT_EQ(Indices(23), (std::vector<uint64_t>{0, 9}));
 }
 
-TEST_F(BlockStoreTest, SyncNowWritesAreDurable) {
+TEST_P(BlockStoreTest, SyncNowWritesAreDurable) {
   ASSERT_TRUE(store_->Write(25, 0, 0, "durable", wire::kBlockSyncNow).ok());
   ASSERT_TRUE(store_->Write(25, 0, 7, "!", wire::kBlockSyncNow).ok());
   EXPECT_TRUE(Same(Get(25, 0, 0, 100), "durable!"));
@@ -837,7 +916,7 @@ TEST_F(BlockStoreTest, SyncNowWritesAreDurable) {
 
 // Threads writing disjoint unaligned ranges of one block, and others reading
 // it all the time: every read verifies, and the end state holds every write.
-TEST_F(BlockStoreTest, ConcurrentWritersToOneBlock) {
+TEST_P(BlockStoreTest, ConcurrentWritersToOneBlock) {
   constexpr int kThreads = 8, kRounds = 40;
   constexpr uint32_t kSlice = 3 * kChunk / 2 + 11;
   std::atomic<bool> done{false};
@@ -869,7 +948,7 @@ TEST_F(BlockStoreTest, ConcurrentWritersToOneBlock) {
 }
 
 // Overlapping writes of whole ranges: the result is one writer's bytes.
-TEST_F(BlockStoreTest, OverlappingWritersLeaveOneWinner) {
+TEST_P(BlockStoreTest, OverlappingWritersLeaveOneWinner) {
   std::vector<std::thread> ts;
   for (int t = 0; t < 6; t++) {
     ts.emplace_back([&, t] {
@@ -882,7 +961,7 @@ TEST_F(BlockStoreTest, OverlappingWritersLeaveOneWinner) {
   EXPECT_EQ(got, std::string(2 * kChunk, got[0]));
 }
 
-TEST_F(BlockStoreTest, ConcurrentWritersToManyBlocks) {
+TEST_P(BlockStoreTest, ConcurrentWritersToManyBlocks) {
   std::vector<std::thread> ts;
   for (int t = 0; t < 8; t++) {
     ts.emplace_back([&, t] {
@@ -908,6 +987,19 @@ class FaultyDisk : public DiskIo {
     if (fallocate_err) return errno = fallocate_err, -1;
     return DiskIo::Fallocate(fd, off, len);
   }
+  // SetXattr of more than xattr_max bytes fails with xattr_err.
+  std::atomic<int> xattr_err{0};
+  std::atomic<size_t> xattr_max{0};
+  std::atomic<bool> no_xattrs{false};  // a filesystem without them
+  int SetXattr(int fd, const char* name, const void* value, size_t n) override {
+    if (no_xattrs) return errno = ENOTSUP, -1;
+    if (xattr_err && n > xattr_max) return errno = xattr_err, -1;
+    return DiskIo::SetXattr(fd, name, value, n);
+  }
+  ssize_t GetXattr(int fd, const char* name, void* value, size_t n) override {
+    if (no_xattrs) return errno = ENOTSUP, -1;
+    return DiskIo::GetXattr(fd, name, value, n);
+  }
   ssize_t PWrite(int fd, const void* buf, size_t n, off_t off) override {
     const int64_t budget = pwrite_budget;
     if (budget < 0) return DiskIo::PWrite(fd, buf, n, off);
@@ -918,9 +1010,9 @@ class FaultyDisk : public DiskIo {
   }
 };
 
-TEST_F(BlockStoreTest, FullDiskReturnsEnospcAndKeepsOldData) {
+TEST_P(BlockStoreTest, FullDiskReturnsEnospcAndKeepsOldData) {
   FaultyDisk disk;
-  BlockStoreOptions opts;
+  BlockStoreOptions opts = Opts();
   opts.io = &disk;
   Reopen(opts);
   std::string d = Pattern(kChunk, 30);
@@ -989,7 +1081,7 @@ std::string NonZeroPattern(size_t n, uint32_t seed) {
   return s;
 }
 
-class FormatTest : public BlockVersionStoreTest {
+class FormatTest : public VersionFixture {
  protected:
   // A format 2 block file as the old store left it: the 320-byte header,
   // nothing (a hole) up to 4096, the data. `file_size` >= 0 sets the size.
@@ -1426,6 +1518,224 @@ TEST_F(FormatTest, AFlippedByteAnywhereIsCaught) {
       EXPECT_EQ(ReadErr(ino, index, 0, 1), 0);
     }
   }
+}
+
+// --- Format 4: the header in the `user.ringfs` xattr, the data from file
+// offset 0; block 0 flat in its shard directory.
+class Format4Test : public FormatTest {
+ protected:
+  void SetUp() override {
+    v4_ = true;
+    FormatTest::SetUp();
+  }
+  bool HasXattr(uint64_t ino, uint64_t index) {
+    return getxattr(Path(ino, index).c_str(), "user.ringfs", nullptr, 0) >= 0;
+  }
+  blkcnt_t Allocated(uint64_t ino, uint64_t index) {
+    struct stat st;
+    EXPECT_EQ(stat(Path(ino, index).c_str(), &st), 0);
+    return st.st_blocks * 512;
+  }
+};
+
+TEST_F(Format4Test, NewBlocksKeepTheirHeaderInTheInodeAndTheirDataFromOffset0) {
+  const std::string page = Pattern(4096, 80);
+  Put(80, 0, 0, page);
+  EXPECT_TRUE(Same(FileBytes(80, 0), page));
+  EXPECT_EQ(HeaderXattr(80, 0).size(), 56u);  // 52 + one chunk's crc
+  // One 4 KiB filesystem block for a 4 KiB block (format 3: two).
+  EXPECT_EQ(Allocated(80, 0), 4096);
+  // Block 0 lies flat in its shard: no directory for a one-block inode.
+  EXPECT_TRUE(std::filesystem::is_regular_file(Path(80, 0)));
+  EXPECT_FALSE(std::filesystem::exists(InodeDir(80)));
+  // Up to 3 chunks the header still fits the inode (64 bytes).
+  const std::string three = Pattern(3 * kChunk, 81);
+  Put(80, 1, 0, three);
+  EXPECT_EQ(HeaderXattr(80, 1).size(), 64u);
+  EXPECT_EQ(Allocated(80, 1), 3 * kChunk);
+  EXPECT_TRUE(std::filesystem::is_directory(InodeDir(80)));
+  const std::string full = Pattern(kBlock, 82);
+  Put(80, 2, 0, full);
+  EXPECT_EQ(HeaderXattr(80, 2).size(), 52u + 4 * (kBlock / kChunk));
+  EXPECT_TRUE(Same(FileBytes(80, 2), full));
+  ASSERT_TRUE(store_->Truncate(80, 2ull * kBlock + 100).ok());
+  EXPECT_EQ(FileSize(80, 2), 100);
+  EXPECT_EQ(HeaderXattr(80, 2).size(), 56u);
+  EXPECT_TRUE(Same(Get(80, 2, 0, kBlock), full.substr(0, 100)));
+  EXPECT_EQ(Indices(80), (std::vector<uint64_t>{0, 1, 2}));
+  Reopen();
+  EXPECT_EQ(store_->Stats().blocks, 3u);
+  EXPECT_EQ(store_->Stats().used, 4096u + 3 * kChunk + 100);
+  EXPECT_TRUE(Same(Get(80, 1, 0, kBlock), three));
+  ASSERT_TRUE(store_->Delete(80).ok());
+  EXPECT_FALSE(std::filesystem::exists(Path(80, 0)));
+  EXPECT_FALSE(std::filesystem::exists(InodeDir(80)));
+}
+
+// The data file cut anywhere (a crash during an extension, a lost page):
+// the chunks wholly in the file read right, the others are EIO. The header
+// cut anywhere, flipped anywhere or lost with data left is EIO; lost with
+// an empty file, a creation that died: an empty block.
+TEST_F(Format4Test, EveryCutOrFlipOfDataOrHeaderIsEioOrTheRightBytes) {
+  const std::string data = NonZeroPattern(3 * kChunk + 777, 83);
+  Put(84, 0, 0, data);
+  const std::string file = FileBytes(84, 0), header = HeaderXattr(84, 0);
+  for (off_t x : CutPoints(off_t(file.size()), 0, 0, 84)) {
+    SCOPED_TRACE("data cut to " + std::to_string(x));
+    PutFile(84, 0, std::string_view(file).substr(0, x));
+    EXPECT_EQ(ReadErr(84, 0, 0, kBlock), size_t(x) >= data.size() ? 0 : EIO);
+    EXPECT_EQ(VerifyErr(84, 0), size_t(x) >= data.size() ? 0 : EIO);
+    for (uint32_t c = 0; c < Chunks(data.size()); c++) {
+      const size_t cs = size_t{c} * kChunk, n = std::min<size_t>(kChunk, data.size() - cs);
+      if (size_t(x) >= cs + n) {
+        EXPECT_TRUE(Same(Get(84, 0, c * kChunk, kChunk), data.substr(cs, n))) << "chunk " << c;
+      } else {
+        EXPECT_EQ(ReadErr(84, 0, c * kChunk, kChunk), EIO) << "chunk " << c;
+      }
+    }
+  }
+  PutFile(84, 0, file);
+  EXPECT_TRUE(Same(Get(84, 0, 0, kBlock), data));
+  for (size_t n = 0; n < header.size(); n++) {
+    SetHeaderXattr(84, 0, header.substr(0, n));
+    EXPECT_EQ(ReadErr(84, 0, 0, 1), EIO) << "header cut to " << n;
+  }
+  for (size_t at = 0; at < header.size(); at++) {
+    std::string bad = header;
+    bad[at] ^= 0x01;
+    SetHeaderXattr(84, 0, bad);
+    EXPECT_EQ(ReadErr(84, 0, 0, 1), EIO) << "header byte " << at;
+    EXPECT_EQ(VerifyErr(84, 0), EIO) << "header byte " << at;
+  }
+  SetHeaderXattr(84, 0, header);
+  for (off_t at = 0; at < off_t(data.size()); at += at < 600 ? 1 : 4099)
+    CheckFlip(84, 0, data, 0, at, true);
+  EXPECT_TRUE(Same(Get(84, 0, 0, kBlock), data));
+  ASSERT_EQ(removexattr(Path(84, 0).c_str(), "user.ringfs"), 0);
+  EXPECT_EQ(ReadErr(84, 0, 0, 1), EIO) << "data without a header";
+  ASSERT_EQ(truncate(Path(84, 0).c_str(), 0), 0);
+  EXPECT_EQ(ReadErr(84, 0, 0, 1), 0) << "a creation that died before its header";
+  EXPECT_EQ(LengthOf(84, 0), 0u);
+}
+
+// A store of format 2 and 3 blocks reads and writes them in place; a
+// replacement, or a fresh write discarding the old bytes, makes format 4.
+TEST_F(Format4Test, OlderFormatsAreUsedInPlaceAndBecomeFormat4WhenDiscarded) {
+  const std::string a = Pattern(5000, 85), b = Pattern(2 * kChunk + 3, 86);
+  WriteV2(85, 1, a, V(1, 1, 1));
+  v4_ = false;
+  Reopen();
+  Make(85, 2, b, V(1, 1, 1));
+  v4_ = true;
+  Reopen();
+  EXPECT_EQ(store_->Stats().blocks, 2u);
+  EXPECT_FALSE(HasXattr(85, 1));
+  EXPECT_FALSE(HasXattr(85, 2));
+  EXPECT_EQ(FormatOf(85, 2), 3u);
+  EXPECT_TRUE(Same(Get(85, 1, 0, kBlock), a));
+  EXPECT_TRUE(Same(Get(85, 2, 0, kBlock), b));
+  // Writes in place keep the format.
+  ASSERT_TRUE(WriteV(85, 1, 10, "xyz", V(1, 1, 1), V(1, 2, 1)).ok());
+  ASSERT_TRUE(WriteV(85, 2, kChunk, "xyz", V(1, 1, 1), V(1, 2, 1)).ok());
+  EXPECT_FALSE(HasXattr(85, 1));
+  EXPECT_FALSE(HasXattr(85, 2));
+  std::string a2 = a, b2 = b;
+  a2.replace(10, 3, "xyz");
+  b2.replace(kChunk, 3, "xyz");
+  EXPECT_TRUE(ReadsAsV2(85, 1, a2, V(1, 2, 1)));
+  EXPECT_TRUE(Same(Get(85, 2, 0, kBlock), b2));
+  // A replacement discards the bytes: format 4.
+  ASSERT_TRUE(ReplaceV(85, 1, b, V(1, 2, 1), V(1, 3, 1)).ok());
+  EXPECT_TRUE(HasXattr(85, 1));
+  EXPECT_TRUE(Same(FileBytes(85, 1), b));
+  // So does a fresh write over an older epoch.
+  ASSERT_TRUE(WriteV(85, 2, 7, "fresh", Absent(2), V(2, 1, 1)).ok());
+  EXPECT_TRUE(HasXattr(85, 2));
+  EXPECT_TRUE(Same(FileBytes(85, 2), std::string(7, '\0') + "fresh"));
+  Reopen();
+  EXPECT_TRUE(Same(Get(85, 1, 0, kBlock), b));
+  EXPECT_EQ(VersionOf(85, 2), V(2, 1, 1));
+  EXPECT_EQ(store_->Stats().used, b.size() + 12);
+  // A format 4 block on a store told to make format 3 stays format 4.
+  v4_ = false;
+  Reopen();
+  ASSERT_TRUE(ReplaceV(85, 1, a, V(1, 3, 1), V(1, 4, 1)).ok());
+  EXPECT_TRUE(HasXattr(85, 1));
+  EXPECT_TRUE(Same(Get(85, 1, 0, kBlock), a));
+}
+
+// Stores from before flat block 0 kept it at <ino hex>/0; Open moves it.
+TEST_F(Format4Test, Block0OfAnOlderStoreMovesOutOfItsInodeDirectory) {
+  const std::string d0 = Pattern(100, 87), d1 = Pattern(200, 88), e0 = Pattern(300, 89);
+  Put(87, 0, 0, d0);
+  Put(87, 1, 0, d1);
+  Put(88, 0, 0, e0);
+  Put(89, 0, 0, "flat");
+  Put(89, 2, 0, "two");
+  store_.reset();
+  for (uint64_t ino : {87, 88}) {
+    std::filesystem::create_directories(InodeDir(ino));
+    std::filesystem::rename(Path(ino, 0), InodeDir(ino) + "/0");
+  }
+  // Both names (an older binary run on the store after this one): the flat
+  // block is kept, the other ignored.
+  std::filesystem::copy_file(Path(89, 2), InodeDir(89) + "/0");
+  Reopen();
+  EXPECT_TRUE(std::filesystem::is_regular_file(Path(87, 0)));
+  EXPECT_TRUE(std::filesystem::is_regular_file(Path(88, 0)));
+  EXPECT_FALSE(std::filesystem::exists(InodeDir(87) + "/0"));
+  EXPECT_FALSE(std::filesystem::exists(InodeDir(88))) << "an empty inode directory left";
+  EXPECT_TRUE(Same(Get(87, 0, 0, kBlock), d0));
+  EXPECT_TRUE(Same(Get(87, 1, 0, kBlock), d1));
+  EXPECT_TRUE(Same(Get(88, 0, 0, kBlock), e0));
+  EXPECT_EQ(Get(89, 0, 0, kBlock), "flat");
+  EXPECT_EQ(Indices(89), (std::vector<uint64_t>{0, 2}));
+  EXPECT_EQ(store_->Stats().blocks, 5u);
+  EXPECT_EQ(store_->Stats().used, 100u + 200 + 300 + 4 + 3);
+  auto shard = store_->ListShard(87 & 0xff);
+  ASSERT_TRUE(shard.ok());
+  EXPECT_EQ(shard.value(), (std::vector<std::pair<uint64_t, uint64_t>>{{87, 0}, {87, 1}}));
+  ASSERT_TRUE(store_->Reset().ok());
+  EXPECT_TRUE(Indices(87).empty());
+  EXPECT_TRUE(Indices(88).empty());
+}
+
+// A header outgrowing the inode needs a filesystem block: on a full disk
+// the write fails before any byte changes, and the old block reads whole.
+TEST_F(Format4Test, AHeaderLeavingTheInodeOnAFullDiskKeepsTheOldBlock) {
+  FaultyDisk disk;
+  BlockStoreOptions opts = Opts();
+  opts.io = &disk;
+  Reopen(opts);
+  const std::string d = Pattern(kChunk, 90);
+  Put(90, 0, 0, d);
+  disk.xattr_max = 64;  // what fits the inode
+  disk.xattr_err = ENOSPC;
+  EXPECT_EQ(store_->Write(90, 0, 100, Pattern(4 * kChunk, 91)).code(), ENOSPC);
+  EXPECT_TRUE(Same(Get(90, 0, 0, kBlock), d));
+  EXPECT_EQ(store_->Stats().used, kChunk);
+  // Inside the inode it still works.
+  Put(90, 0, 100, "small");
+  disk.xattr_err = 0;
+  const std::string big = Pattern(4 * kChunk, 92);
+  Put(90, 0, 0, big);
+  EXPECT_TRUE(Same(Get(90, 0, 0, kBlock), big));
+}
+
+// Without user xattrs (tmpfs before 6.6, ext4 mounted nouser_xattr) new
+// blocks are format 3.
+TEST_F(Format4Test, AFilesystemWithoutXattrsGetsFormat3) {
+  FaultyDisk disk;
+  disk.no_xattrs = true;
+  BlockStoreOptions opts = Opts();
+  opts.io = &disk;
+  Reopen(opts);
+  const std::string d = Pattern(3000, 93);
+  Put(93, 0, 0, d);
+  EXPECT_FALSE(HasXattr(93, 0));
+  EXPECT_EQ(FormatOf(93, 0), 3u);
+  EXPECT_EQ(FileSize(93, 0), kDataStart + 3000);
+  EXPECT_TRUE(Same(Get(93, 0, 0, kBlock), d));
 }
 
 }  // namespace

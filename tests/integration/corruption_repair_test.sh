@@ -11,9 +11,9 @@ first=$("$BIN/ringfs" locate "$M/f" | sed -n 's/^block 0: .*placement \([0-9]*\)
 nd=""
 for d in "$D"/node*; do [ "$(tr -d '[:space:]' < "$d/node_id")" = "$first" ] && nd=$d; done
 [ -n "$nd" ] || fail "no node directory for node id $first"
-blk="$nd/blocks/$(printf %02x $((ino & 255)))/$(printf %x "$ino")/0"
+blk=$(block_path "$nd" "$ino" 0)
 [ -f "$blk" ] || fail "block file $blk missing"
-# Flip one data byte behind the daemon's back (the header is the first 4 KiB).
+# Flip one data byte behind the daemon's back.
 python3 - "$blk" <<'PY'
 import sys
 with open(sys.argv[1], "r+b") as f:
@@ -27,10 +27,10 @@ mount_second "$T/m2"
 cmp "$T/v" "$T/m2/f" || fail "read with a corrupt first replica"
 ok "a corrupt replica is read around"
 for _ in $(seq 1 40); do
-  tail -c +513 "$blk" | head -c $((4 * 1024 * 1024)) | cmp -s - <(head -c $((4 * 1024 * 1024)) "$T/v") && break
+  block_data "$blk" | cmp -s - <(head -c $((4 * 1024 * 1024)) "$T/v") && break
   sleep 0.5
 done
-tail -c +513 "$blk" | head -c $((4 * 1024 * 1024)) | cmp -s - <(head -c $((4 * 1024 * 1024)) "$T/v") ||
+block_data "$blk" | cmp -s - <(head -c $((4 * 1024 * 1024)) "$T/v") ||
   fail "the corrupt copy on node $first was not repaired"
 grep -q "repaired ino $ino block 0 on node $first" "$D/logs/meta.log" || fail "no repair logged"
 "$BIN/ringfs" locate "$M/f" | grep -q "stale (not read)" && fail "still marked stale after repair"

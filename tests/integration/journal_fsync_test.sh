@@ -32,7 +32,7 @@ ok "fsyncdir makes every acknowledged metadata change durable"
 head -c 100000 /dev/urandom > "$T/keep"
 cp "$T/keep" "$M/keep"
 ino_hex=$(printf %x "$(stat -c %i "$M/keep")")
-blocks_of() { ls -d "$D"/node*/blocks/*/"$ino_hex"* 2>/dev/null | wc -l; }
+blocks_of() { ls -d "$D"/node*/blocks/*/"$ino_hex" "$D"/node*/blocks/*/"$ino_hex".0 2>/dev/null | wc -l; }
 [ "$(blocks_of)" -gt 0 ] || fail "no block files for the test file"
 rm "$M/keep"
 for _ in $(seq 1 100); do [ "$(blocks_of)" = 0 ] && break; sleep 0.1; done

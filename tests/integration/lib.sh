@@ -104,3 +104,15 @@ node_id_of() {
   "$BIN/ringfs" node list --dir "$D" |
     awk -v a="tcp://127.0.0.1:$(port_of "$1")" '$2 == a { print $1 }'
 }
+# block_path NODE_DIR INO INDEX: a block's file on a block daemon (block 0
+# flat in its shard directory, the others in the inode's).
+block_path() {
+  local s
+  s="$1/blocks/$(printf %02x $(($2 & 255)))/$(printf %x "$2")"
+  if [ "$3" = 0 ]; then echo "$s.0"; else echo "$s/$3"; fi
+}
+# block_data FILE: a block file's bytes of data (format 4: the whole file,
+# its header in the user.ringfs xattr; format 3: after a 512-byte header).
+block_data() {
+  if getfattr -n user.ringfs "$1" >/dev/null 2>&1; then cat "$1"; else tail -c +513 "$1"; fi
+}

@@ -10,9 +10,8 @@ for f in big small; do
   ino=$(stat -c %i "$M/$f")
   size=$(stat -c %s "$M/$f")
   nblocks=$(( (size + 4194303) / 4194304 ))
-  hex=$(printf %x "$ino")
   for ((i = 0; i < nblocks; i++)); do
-    holders=$(ls -d "$D"/node*/blocks/*/"$hex/$i" 2>/dev/null | sed "s|$D/||; s|/.*||" | sort -u)
+    holders=$(for n in "$D"/node*; do if [ -f "$(block_path "$n" "$ino" "$i")" ]; then echo "${n##*/}"; fi; done | sort -u)
     count=$(echo "$holders" | grep -c node || true)
     [ "$count" -eq 3 ] || fail "$f block $i is on $count nodes: $holders"
   done

@@ -31,7 +31,6 @@ os.close(fd)
 PY
 ok "60 truncations raced a writer"
 ino=$(stat -c %i "$M/f")
-dir=$(printf %02x $((ino & 255)))/$(printf %x "$ino")
 for _ in $(seq 1 40); do
   "$BIN/ringfs" locate "$M/f" | grep -q "stale (not read)" || break
   sleep 0.5
@@ -41,7 +40,8 @@ size=$(stat -c %s "$M/f")
 nblocks=$(( (size + 4194303) / 4194304 ))
 for i in $(seq 0 $((nblocks - 1))); do
   sums=$(for n in "$D"/node*; do
-    if [ -f "$n/blocks/$dir/$i" ]; then tail -c +513 "$n/blocks/$dir/$i" | md5sum; fi
+    b=$(block_path "$n" "$ino" "$i")
+    if [ -f "$b" ]; then block_data "$b" | md5sum; fi
   done | sort -u | wc -l)
   [ "$sums" -le 1 ] || fail "block $i: copies on the block daemons differ ($sums versions)"
 done
