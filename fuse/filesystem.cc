@@ -440,7 +440,7 @@ Status Filesystem::CommitWrites(const std::shared_ptr<Inode>& inode, bool publis
     const bool last = sent + n == blocks.size();
     wire::MetaRequest part = req;
     if (!last) part.size = 0;
-    st = meta_->Call(wire::Op::kCommitWrite, part, &rep);
+    st = MetaCall(wire::Op::kCommitWrite, part, &rep);
     for (size_t i = 0; i < n; i++) blocks[sent + i] = std::move(req.blocks[i]);
     if (!st.ok()) break;
     superseded.insert(superseded.end(), rep.superseded.begin(), rep.superseded.end());
@@ -510,7 +510,7 @@ Status Filesystem::Restamp(const std::shared_ptr<Inode>& inode,
   }
   if (again.blocks.empty()) return Status::OK();
   wire::MetaReply rep;
-  return meta_->Call(wire::Op::kCommitWrite, again, &rep);
+  return MetaCall(wire::Op::kCommitWrite, again, &rep);
 }
 
 // Closes go to the service in the background, several per request: a
@@ -600,7 +600,7 @@ Status Filesystem::Truncate(const std::shared_ptr<Inode>& inode, uint64_t size, 
         had = std::max<uint64_t>(inode->attr.size, inode->Size());
       }
       m.sync = t.has_cut || size < had;
-      st = meta_->Call(wire::Op::kSetAttr, m, &r);
+      st = MetaCall(wire::Op::kSetAttr, m, &r);
     }
     if (!st.ok()) {
       data_->FinishTruncate(inode, nullptr);

@@ -53,8 +53,10 @@ class Filesystem {
   DataPath& data() { return *data_; }
   blockd::Client& blocks() { return blocks_; }
 
-  // A metadata call with the caller's credentials filled in.
-  Status MetaCall(wire::Op op, wire::MetaRequest& req, wire::MetaReply* rep, fuse_req_t freq);
+  // A metadata call naming this client's session (so the service's event
+  // for a change it makes is not taken here for another client's) and, with
+  // `freq`, the caller's credentials. Every change goes through it.
+  Status MetaCall(wire::Op op, wire::MetaRequest& req, wire::MetaReply* rep, fuse_req_t freq = nullptr);
 
   std::shared_ptr<Inode> Get(uint64_t ino);  // creates the entry if absent
   std::shared_ptr<Inode> Find(uint64_t ino);

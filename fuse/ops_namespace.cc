@@ -163,9 +163,9 @@ void DoSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
     st = fs->Truncate(inode, static_cast<uint64_t>(attr->st_size), &r.attr);
     if (!st.ok() || m.mask == 0) return st.ok() ? ReplyAttr(req, r.attr) : ReplyStatus(req, st);
   }
-  // Called directly, not through MetaCall, which would overwrite uid/gid
-  // with the caller's: here they are the requested owner.
-  st = fs->meta().Call(Op::kSetAttr, m, &r);
+  // Without the request's credentials, which would overwrite uid/gid with
+  // the caller's: here they are the requested owner.
+  st = fs->MetaCall(Op::kSetAttr, m, &r);
   {
     std::lock_guard<std::mutex> lock(inode->mu);
     if (!st.ok()) {
