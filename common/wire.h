@@ -9,7 +9,7 @@
 
 namespace ringfs::wire {
 
-constexpr uint16_t kProtocolVersion = 6;
+constexpr uint16_t kProtocolVersion = 7;
 // Largest header frame accepted; bodies are small, data travels separately.
 constexpr size_t kMaxHeaderBytes = 1 << 20;
 // Block size: the unit of placement and replication (see docs/ARCHITECTURE.md).
@@ -317,10 +317,15 @@ struct MetaRequest {
   // A change to answer only once it is on disk, in any durability mode (a
   // truncation, whose cut the block daemons have already made).
   bool sync = false;
+  // Closes of this session's files carried by an open or a create (kGetAttr
+  // or kMknod with `opens`), applied before it, as a kClose would apply
+  // them: a burst of small files then sends no kClose of its own.
+  std::vector<uint64_t> closes;
   template <class A>
   void serialize(A& ar) {
     ar(ino, parent, newparent, name, newname, value, mode, uid, gid, rdev, flags, mask, umask,
-       size, cookie, max_entries, atime, mtime, node, opens, session, open_inos, blocks, epoch, sync);
+       size, cookie, max_entries, atime, mtime, node, opens, session, open_inos, blocks, epoch, sync,
+       closes);
   }
 };
 

@@ -86,6 +86,10 @@ class Filesystem {
   // `ino` (counted at open/create) ended: an unlinked file is kept while
   // any client has it open.
   void NoteClosed(uint64_t ino);
+  // The closes not yet sent, for an open or a create (which hold the
+  // session guard) to carry (MetaRequest::closes); a lost request loses
+  // them as a lost kClose would, until the next session beat.
+  std::vector<uint64_t> TakeCloses();
   // Held (shared) across registering an open or close with the service and
   // updating the inode's open count, so a session beat sees both or neither.
   std::shared_lock<std::shared_mutex> SessionGuard() {
@@ -130,6 +134,7 @@ class Filesystem {
   std::mutex close_mu_;
   std::condition_variable close_cv_;
   std::vector<uint64_t> closes_;
+  std::chrono::steady_clock::time_point oldest_close_{};  // when closes_ got its first
   bool closing_stop_ = false;
   std::thread closer_;
   uint64_t session_ = 0;

@@ -53,6 +53,7 @@ void DoOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   wire::MetaRequest m;
   m.ino = ino;
   m.opens = 1;  // counted by the service until release sends kClose
+  m.closes = fs->TakeCloses();
   wire::MetaReply r;
   Status st = fs->MetaCall(Op::kGetAttr, m, &r, req);
   if (!st.ok()) return ReplyStatus(req, st);
@@ -100,6 +101,7 @@ void DoCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
   m.name = name;
   m.mode = (mode & ~S_IFMT) | S_IFREG;
   m.opens = 1;
+  m.closes = fs->TakeCloses();
   wire::MetaReply r;
   Status st = fs->MetaCall(Op::kMknod, m, &r, req);
   if (st.code() == EEXIST) {

@@ -316,6 +316,11 @@ void Service::Handle(rpc::Message&& m, rpc::Responder&& r) {
   }
   const auto now = OpenFiles::Clock::now();
   if (op == Op::kClose || op == Op::kSessionBeat || req.opens != 0) SeeSession(req.session);
+  // Closes riding on an open or a create: the same as a kClose first.
+  if (req.opens != 0 && (op == Op::kGetAttr || op == Op::kMknod)) {
+    for (uint64_t ino : req.closes)
+      if (open_files_.Close(req.session, ino, now) == 0) Reclaim(ino);
+  }
   if (op == Op::kClose) {
     // The last close of a file unlinked meanwhile (perhaps by another
     // client) reclaims it; Reclaim itself checks that it is an orphan.
