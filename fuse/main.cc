@@ -17,6 +17,7 @@
 #include "common/wire.h"
 #include "gossip/message.h"
 #include "fuse/filesystem.h"
+#include "fuse/mount_args.h"
 
 namespace {
 
@@ -47,6 +48,7 @@ const fuse_opt kOptSpec[] = {
 void Usage(const char* prog) {
   printf(
       "usage: %s --cluster=tcp://HOST:PORT MOUNTPOINT [options]\n"
+      "       %s ringfs:tcp://HOST:PORT MOUNTPOINT [-o options]   (as mount(8) runs it)\n"
       "  --cluster=ADDR, -o cluster=ADDR    any member of the cluster (metadata service or\n"
       "                                     block daemon): the rest is found through gossip\n"
       "  --meta=ENDPOINT, -o meta=ENDPOINT  the metadata service itself\n"
@@ -54,8 +56,10 @@ void Usage(const char* prog) {
       "  -o strict, --strict                no name or attribute caching: another mount's\n"
       "                                     change shows at once (default: within 1 s)\n"
       "  -f  stay in the foreground      -d  debug output (implies -f)\n"
-      "  -o ro, -o allow_other, ...      ordinary FUSE mount options\n",
-      prog);
+      "  -o ro, -o allow_other, ...      ordinary FUSE mount options; fstab's and\n"
+      "                                  systemd's (defaults, _netdev, nofail, x-...) are\n"
+      "                                  ignored; as root dev,suid unless nodev/nosuid\n",
+      prog, prog);
   fuse_cmdline_help();
   fuse_lowlevel_help();
 }
@@ -140,7 +144,18 @@ void Destroy(void* userdata) { static_cast<Filesystem*>(userdata)->Stop(); }
 
 int main(int argc, char* argv[]) {
   ringfs::TuneMallocForBlocks();
-  fuse_args args = FUSE_ARGS_INIT(argc, argv);
+  // What mount(8) and fstab pass, made into what libfuse takes.
+  const ringfs::fuse::MountArgs normal =
+      ringfs::fuse::NormalizeMountArgs(std::vector<std::string>(argv, argv + argc), geteuid() == 0);
+  if (!normal.error.empty()) {
+    fprintf(stderr, "ringfs-mount: %s (see --help)\n", normal.error.c_str());
+    return 2;
+  }
+  for (const auto& o : normal.ignored)
+    fprintf(stderr, "ringfs-mount: option %s is not supported yet: ignored\n", o.c_str());
+  std::vector<char*> normal_argv;
+  for (const auto& a : normal.argv) normal_argv.push_back(const_cast<char*>(a.c_str()));
+  fuse_args args = FUSE_ARGS_INIT(static_cast<int>(normal_argv.size()), normal_argv.data());
   CmdOpts cmd;
   if (fuse_opt_parse(&args, &cmd, kOptSpec, nullptr) == -1) return 2;
   fuse_cmdline_opts opts{};
