@@ -138,11 +138,14 @@ bool Service::InGrace() {
   return false;
 }
 
-void Service::SeeSession(uint64_t session) {
+void Service::SeeSession(uint64_t session, bool full_list) {
   if (session == 0) return;
   {
     std::lock_guard<std::mutex> lock(session_mu_);
-    awaiting_.erase(session);
+    // Only a beat says everything the session has open: an open or a close
+    // heard first (a close queued before the restart, say) does not end its
+    // grace, or the sweep would reclaim a file it still has open.
+    if (full_list) awaiting_.erase(session);
     if (!recorded_.insert(session).second) return;
   }
   Status st = ns_->RecordSession(session, true);
@@ -315,7 +318,8 @@ void Service::Handle(rpc::Message&& m, rpc::Responder&& r) {
     if (!st.ok()) return r.Reply(st);
   }
   const auto now = OpenFiles::Clock::now();
-  if (op == Op::kClose || op == Op::kSessionBeat || req.opens != 0) SeeSession(req.session);
+  if (op == Op::kClose || op == Op::kSessionBeat || req.opens != 0)
+    SeeSession(req.session, /*full_list=*/op == Op::kSessionBeat);
   // Closes riding on an open or a create: the same as a kClose first.
   if (req.opens != 0 && (op == Op::kGetAttr || op == Op::kMknod)) {
     for (uint64_t ino : req.closes)

@@ -84,7 +84,9 @@ class Service {
   // after_reply: claim it now (the answer), remove it once replies are sent.
   bool Reclaim(uint64_t ino, std::shared_ptr<rpc::Responder> resp = nullptr, bool after_reply = false);
   bool InGrace();
-  void SeeSession(uint64_t session);  // heard from: recorded, no longer awaited
+  // Heard from: recorded; no longer awaited after a restart once it sent
+  // its full list of opens (a beat).
+  void SeeSession(uint64_t session, bool full_list);
   void SweepLoop();
   Status StartGossip();
 
