@@ -1,5 +1,6 @@
 #include "fuse/mount_args.h"
 
+#include <initializer_list>
 #include <sstream>
 
 namespace ringfs::fuse {
@@ -8,21 +9,21 @@ namespace {
 
 bool StartsWith(const std::string& s, const char* p) { return s.rfind(p, 0) == 0; }
 
+bool OneOf(const std::string& o, std::initializer_list<const char*> names) {
+  for (const char* n : names)
+    if (o == n) return true;
+  return false;
+}
+
 // Only mount(8) and systemd read these.
 bool UserspaceOnly(const std::string& o) {
-  static const char* kNames[] = {"defaults", "auto", "noauto", "user", "nouser", "users",
-                                 "owner", "group", "_netdev", "nofail"};
-  for (const char* n : kNames)
-    if (o == n) return true;
-  return StartsWith(o, "x-") || StartsWith(o, "comment=");
+  return OneOf(o, {"defaults", "auto", "noauto", "user", "nouser", "users", "owner", "group", "_netdev",
+                   "nofail"}) ||
+         StartsWith(o, "x-") || StartsWith(o, "comment=");
 }
 
 bool NotImplemented(const std::string& o) {
-  static const char* kNames[] = {"strictatime", "norelatime", "nodiratime", "diratime", "lazytime",
-                                 "nolazytime"};
-  for (const char* n : kNames)
-    if (o == n) return true;
-  return false;
+  return OneOf(o, {"strictatime", "norelatime", "nodiratime", "diratime", "lazytime", "nolazytime"});
 }
 
 }  // namespace

@@ -320,18 +320,18 @@ void Service::Handle(rpc::Message&& m, rpc::Responder&& r) {
   const auto now = OpenFiles::Clock::now();
   if (op == Op::kClose || op == Op::kSessionBeat || req.opens != 0)
     SeeSession(req.session, /*full_list=*/op == Op::kSessionBeat);
-  // Closes riding on an open or a create: the same as a kClose first.
-  if (req.opens != 0 && (op == Op::kGetAttr || op == Op::kMknod)) {
-    for (uint64_t ino : req.closes)
+  // The last close of a file unlinked meanwhile (perhaps by another client)
+  // reclaims it; Reclaim itself checks that it is an orphan.
+  auto close_all = [&](const std::vector<uint64_t>& inos) {
+    for (uint64_t ino : inos)
       if (open_files_.Close(req.session, ino, now) == 0) Reclaim(ino);
-  }
+  };
+  // Closes riding on an open or a create: the same as a kClose first.
+  if (req.opens != 0 && (op == Op::kGetAttr || op == Op::kMknod)) close_all(req.closes);
   if (op == Op::kClose) {
-    // The last close of a file unlinked meanwhile (perhaps by another
-    // client) reclaims it; Reclaim itself checks that it is an orphan.
     // Several at once (open_inos), or one (ino).
     if (req.open_inos.empty()) req.open_inos.push_back(req.ino);
-    for (uint64_t ino : req.open_inos)
-      if (open_files_.Close(req.session, ino, now) == 0) Reclaim(ino);
+    close_all(req.open_inos);
     return Send(r, Status::OK(), wire::MetaReply{});
   }
   if (op == Op::kSessionBeat) {

@@ -31,8 +31,8 @@ ok "fsyncdir makes every acknowledged metadata change durable"
 # hostile test that cut the journal back to its durable size).
 head -c 100000 /dev/urandom > "$T/keep"
 cp "$T/keep" "$M/keep"
-ino_hex=$(printf %x "$(stat -c %i "$M/keep")")
-blocks_of() { ls -d "$D"/node*/blocks/*/"$ino_hex" "$D"/node*/blocks/*/"$ino_hex".0 2>/dev/null | wc -l; }
+keep_ino=$(stat -c %i "$M/keep")
+blocks_of() { block_files_of "$keep_ino"; }
 [ "$(blocks_of)" -gt 0 ] || fail "no block files for the test file"
 rm "$M/keep"
 for _ in $(seq 1 100); do [ "$(blocks_of)" = 0 ] && break; sleep 0.1; done

@@ -116,3 +116,9 @@ block_path() {
 block_data() {
   if getfattr -n user.ringfs "$1" >/dev/null 2>&1; then cat "$1"; else tail -c +513 "$1"; fi
 }
+# block_files_of INO: how many block files of inode INO the block daemons hold.
+block_files_of() {
+  local h
+  h=$(printf %x "$1")
+  find "$D"/node*/blocks \( -path "*/$h/*" -o -name "$h.0" \) -type f 2>/dev/null | wc -l
+}

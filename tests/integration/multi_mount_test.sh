@@ -31,11 +31,7 @@ ok "close-to-open between two mounts"
 head -c $((5 * 1024 * 1024)) /dev/urandom > "$T/held"
 cp "$T/held" "$M/held"
 ino=$(stat -c %i "$M/held")
-blocks_of() {
-  local h
-  h=$(printf %x "$ino")
-  find "$D"/node*/blocks \( -path "*/$h/*" -o -name "$h.0" \) -type f 2>/dev/null | wc -l
-}
+blocks_of() { block_files_of "$ino"; }
 [ "$(blocks_of)" -gt 0 ] || fail "no blocks on disk for the held file"
 exec 7< "$M/held"
 rm "$T/m2/held"

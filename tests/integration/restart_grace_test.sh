@@ -7,11 +7,6 @@
 # the kill.
 source "$(dirname "$0")/lib.sh"
 up
-blocks_of() {
-  local h
-  h=$(printf %x "$1")
-  find "$D"/node*/blocks \( -path "*/$h/*" -o -name "$h.0" \) -type f 2>/dev/null | wc -l
-}
 echo other > "$M/other"
 for how in open close; do
   head -c $((5 * 1024 * 1024)) /dev/urandom > "$T/v"
@@ -30,10 +25,10 @@ for how in open close; do
   sleep 7  # past the mount's next beat and the service's sweeps
   drop_caches
   cmp - "$T/v" <&7 || fail "$how: an open descriptor lost the unlinked file after a meta restart"
-  [ "$(blocks_of "$ino")" -gt 0 ] || fail "$how: blocks reclaimed while the file was open"
+  [ "$(block_files_of "$ino")" -gt 0 ] || fail "$how: blocks reclaimed while the file was open"
   exec 7<&-
   [ $how = open ] && exec 8<&-
-  for _ in $(seq 1 80); do [ "$(blocks_of "$ino")" = 0 ] && break; sleep 0.25; done
-  [ "$(blocks_of "$ino")" = 0 ] || fail "$how: blocks not reclaimed after the last close"
+  for _ in $(seq 1 80); do [ "$(block_files_of "$ino")" = 0 ] && break; sleep 0.25; done
+  [ "$(block_files_of "$ino")" = 0 ] || fail "$how: blocks not reclaimed after the last close"
   ok "$how first after a meta restart: the unlinked open file stays readable, reclaimed at its last close"
 done
