@@ -36,6 +36,8 @@ std::string OpName(size_t op) {
     case Op::kClose: return "Close";
     case Op::kSessionBeat: return "SessionBeat";
     case Op::kGetBlocks: return "GetBlocks";
+    case Op::kLock: return "Lock";
+    case Op::kGetLock: return "GetLock";
     case Op::kRegisterNode: return "RegisterNode";
     case Op::kGetMap: return "GetMap";
     case Op::kNodeAdd: return "NodeAdd";

@@ -9,7 +9,7 @@
 
 namespace ringfs::wire {
 
-constexpr uint16_t kProtocolVersion = 7;
+constexpr uint16_t kProtocolVersion = 8;
 // Largest header frame accepted; bodies are small, data travels separately.
 constexpr size_t kMaxHeaderBytes = 1 << 20;
 // Block size: the unit of placement and replication (see docs/ARCHITECTURE.md).
@@ -44,6 +44,8 @@ enum class Op : uint16_t {
   kClose,        // a client closed a file it opened (kGetAttr/kMknod with `opens`)
   kSessionBeat,  // a client is alive; `open_inos` is everything it has open
   kGetBlocks,    // committed block versions of a file, from block `cookie` on
+  kLock,         // take, change or drop an advisory lock (`lock`); may wait
+  kGetLock,      // the first lock that would conflict with `lock` (F_GETLK)
   kRegisterNode = 40,
   kGetMap,
   kNodeAdd,       // admit a joining node (`node`: addr, zone, weight); `flags` kDryRun
@@ -291,6 +293,31 @@ enum SetAttrMask : uint32_t {
   kSetWriteEnd = 512,
 };
 
+// Advisory locks held by the metadata service for client sessions
+// (meta/locks.h). Kinds never conflict with each other.
+enum class LockKind : uint8_t {
+  kPosix = 0,     // fcntl record locks and OFD locks: byte ranges per owner
+  kFlock = 1,     // flock(2): the whole file, per open file description
+  kTruncate = 2,  // a mount cutting the file's blocks (fuse Truncate): exclusive
+};
+enum class LockType : uint8_t { kUnlock = 0, kRead = 1, kWrite = 2 };
+constexpr uint64_t kLockToEnd = UINT64_MAX;  // `end` of a lock to end of file and beyond
+
+struct LockSpec {
+  LockKind kind = LockKind::kPosix;
+  LockType type = LockType::kUnlock;
+  // Who holds it within the session: the kernel's lock owner (a process's
+  // files table for fcntl locks, the open file description for flock and
+  // OFD locks).
+  uint64_t owner = 0;
+  uint64_t start = 0, end = 0;  // bytes [start, end], inclusive
+  uint32_t pid = 0;             // reported by F_GETLK
+  bool wait = false;            // kLock: wait for conflicting locks to go (F_SETLKW)
+  bool cancel = false;          // kLock: end this owner's waits on `ino` (EINTR)
+  template <class A>
+  void serialize(A& ar) { ar(kind, type, owner, start, end, pid, wait, cancel); }
+};
+
 // One request shape for every metadata op; each op reads the fields it needs.
 struct MetaRequest {
   uint64_t ino = 0, parent = 0, newparent = 0;
@@ -321,11 +348,14 @@ struct MetaRequest {
   // or kMknod with `opens`), applied before it, as a kClose would apply
   // them: a burst of small files then sends no kClose of its own.
   std::vector<uint64_t> closes;
+  // kLock and kGetLock; kSetAttr: an unlock of this session's kTruncate lock
+  // applied once the change is made (no round trip of its own).
+  LockSpec lock;
   template <class A>
   void serialize(A& ar) {
     ar(ino, parent, newparent, name, newname, value, mode, uid, gid, rdev, flags, mask, umask,
        size, cookie, max_entries, atime, mtime, node, opens, session, open_inos, blocks, epoch, sync,
-       closes);
+       closes, lock);
   }
 };
 
@@ -374,11 +404,13 @@ struct MetaReply {
   bool reclaimed = false;
   uint64_t moved = 0;  // kRename: the inode that moved (its ctime changed)
   std::vector<Attr> entry_attrs;  // kReaddir with kReaddirPlus: one per entry
+  // kGetLock: the conflicting lock (type kUnlock: none).
+  LockSpec lock;
   template <class A>
   void serialize(A& ar) {
     ar(attr, entries, eof, value, statfs, map, node_id, dirs, runs, runs_end, prev_data_version,
        superseded, plan, health, reset_store, holders, gossip_seed, seq, durable_seq, journal,
-       events_addr, event_seq, event_incarnation, no_caps, reclaimed, moved, entry_attrs);
+       events_addr, event_seq, event_incarnation, no_caps, reclaimed, moved, entry_attrs, lock);
   }
 };
 

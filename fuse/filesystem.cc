@@ -13,7 +13,7 @@ namespace ringfs::fuse {
 
 stats::Table& FuseStats() {
   static stats::Table t("fuse", [](size_t i) -> std::string {
-    static const char* kNames[] = {"open", "create", "read", "write", "flush", "release", "fsync", "lookup", "forget", "forgetmulti", "getattr", "setattr", "mknod", "mkdir", "symlink", "link", "unlink", "rmdir", "rename", "readlink", "opendir", "readdir", "readdirplus", "releasedir", "statfs", "fsyncdir", "setxattr", "getxattr", "listxattr", "removexattr"};
+    static const char* kNames[] = {"open", "create", "read", "write", "flush", "release", "fsync", "lookup", "forget", "forgetmulti", "getattr", "setattr", "mknod", "mkdir", "symlink", "link", "unlink", "rmdir", "rename", "readlink", "opendir", "readdir", "readdirplus", "releasedir", "statfs", "fsyncdir", "setxattr", "getxattr", "listxattr", "removexattr", "getlk", "setlk", "flock"};
     return i < sizeof(kNames) / sizeof(kNames[0]) ? kNames[i] : "op" + std::to_string(i);
   });
   return t;
@@ -119,6 +119,7 @@ void Filesystem::StartGossip() {
 
 void Filesystem::Stop() {
   if (stop_.exchange(true)) return;
+  WaitForLockWaits();  // each ends within the service's lock wait
   dirs_.Stop();
   {
     std::lock_guard<std::mutex> lock(close_mu_);
@@ -594,7 +595,25 @@ namespace ringfs::fuse {
 // again on what is current.
 Status Filesystem::Truncate(const std::shared_ptr<Inode>& inode, uint64_t size, wire::Attr* attr) {
   RETURN_IF_ERROR(FlushAndCommit(inode));
+  // One truncation of a file at a time, cluster-wide: two mounts cutting
+  // from the same committed version to different ones would leave no
+  // replica at a version either could commit (meta/locks.h). Released by
+  // the SetAttr that records the cut, or below when there is none.
+  static std::atomic<uint64_t> next_owner{1};
+  wire::LockSpec lk;
+  lk.kind = wire::LockKind::kTruncate;
+  lk.type = wire::LockType::kWrite;
+  lk.owner = next_owner++;
+  lk.end = wire::kLockToEnd;
+  lk.wait = true;
   Status st;
+  do {
+    st = LockCall(wire::Op::kLock, inode->ino, lk);
+  } while (st.code() == ETIMEDOUT && !stop_);
+  if (!st.ok()) return st;
+  wire::LockSpec unlock = lk;
+  unlock.type = wire::LockType::kUnlock;
+  unlock.wait = false;
   for (int attempt = 0; attempt < 4; attempt++) {
     data_->BeginTruncate(inode);
     DataPath::Truncation t;
@@ -616,11 +635,13 @@ Status Filesystem::Truncate(const std::shared_ptr<Inode>& inode, uint64_t size, 
         had = std::max<uint64_t>(inode->attr.size, inode->Size());
       }
       m.sync = t.has_cut || size < had;
+      m.lock = unlock;  // applied once the new size is recorded
       st = MetaCall(wire::Op::kSetAttr, m, &r);
     }
     if (!st.ok()) {
       data_->FinishTruncate(inode, nullptr);
       if (st.code() == ESTALE) continue;
+      (void)LockCall(wire::Op::kLock, inode->ino, unlock);
       return st;
     }
     t.epoch = r.attr.block_epoch;
@@ -630,6 +651,7 @@ Status Filesystem::Truncate(const std::shared_ptr<Inode>& inode, uint64_t size, 
     *attr = r.attr;
     return Status::OK();
   }
+  (void)LockCall(wire::Op::kLock, inode->ino, unlock);
   return st;
 }
 

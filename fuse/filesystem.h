@@ -122,6 +122,20 @@ class Filesystem {
   // Returns once every metadata change acknowledged to anyone so far is on
   // the service's disk (its journal): what fsync and fsyncdir promise.
   Status SyncMeta();
+  // Advisory locks (ops_lock.cc). One kLock or kGetLock call.
+  Status LockCall(wire::Op op, uint64_t ino, const wire::LockSpec& lk, wire::MetaReply* rep = nullptr);
+  // Takes, changes or drops `lk` and answers `req`; a blocking request
+  // waits on a thread of its own, cancelled when the caller is interrupted.
+  void Lock(fuse_req_t req, uint64_t ino, const wire::LockSpec& lk);
+  // Drops every lock of `owner` of one kind on the file.
+  void ReleaseLocks(const std::shared_ptr<Inode>& inode, uint64_t owner, wire::LockKind kind);
+  // A close by `owner` (flush): its fcntl locks go, if it took any here.
+  void ReleaseOwnerAtFlush(const std::shared_ptr<Inode>& inode, uint64_t owner);
+  // The last close of an open file description (release): its OFD locks
+  // and, when the kernel names the owner, its flock lock.
+  void ReleaseFileLocks(const std::shared_ptr<Inode>& inode, OpenFile* file, bool flock_owner_known,
+                        uint64_t flock_owner);
+  void WaitForLockWaits();
   // Flush + commit: what close() waits for.
   Status FlushAndCommit(const std::shared_ptr<Inode>& inode, OpenFile* file = nullptr);
 
@@ -152,6 +166,9 @@ class Filesystem {
   std::unordered_map<uint64_t, std::shared_ptr<Inode>> table_;
 
   std::atomic<bool> stop_{false};
+  std::mutex waits_mu_;  // blocking lock requests in progress
+  std::condition_variable waits_cv_;
+  int waits_ = 0;
   std::mutex stop_mu_;
   std::condition_variable stop_cv_;
   std::thread map_thread_;
@@ -159,7 +176,7 @@ class Filesystem {
 };
 
 // FUSE requests served, by type (common/op_stats.h).
-enum class FuseOp : size_t { kOpen, kCreate, kRead, kWrite, kFlush, kRelease, kFsync, kLookup, kForget, kForgetMulti, kGetattr, kSetattr, kMknod, kMkdir, kSymlink, kLink, kUnlink, kRmdir, kRename, kReadlink, kOpendir, kReaddir, kReaddirplus, kReleasedir, kStatfs, kFsyncdir, kSetxattr, kGetxattr, kListxattr, kRemovexattr, kCount };
+enum class FuseOp : size_t { kOpen, kCreate, kRead, kWrite, kFlush, kRelease, kFsync, kLookup, kForget, kForgetMulti, kGetattr, kSetattr, kMknod, kMkdir, kSymlink, kLink, kUnlink, kRmdir, kRename, kReadlink, kOpendir, kReaddir, kReaddirplus, kReleasedir, kStatfs, kFsyncdir, kSetxattr, kGetxattr, kListxattr, kRemovexattr, kGetlk, kSetlk, kFlock, kCount };
 stats::Table& FuseStats();
 #define RINGFS_FUSE_OP(name) ::ringfs::stats::Scope fuse_op_timer_(::ringfs::fuse::FuseStats(), static_cast<size_t>(::ringfs::fuse::FuseOp::k##name))
 
@@ -171,5 +188,6 @@ inline void ReplyStatus(fuse_req_t req, const Status& st) { fuse_reply_err(req, 
 void FillNamespaceOps(fuse_lowlevel_ops* ops);
 void FillFileOps(fuse_lowlevel_ops* ops);
 void FillXattrOps(fuse_lowlevel_ops* ops);
+void FillLockOps(fuse_lowlevel_ops* ops);
 
 }  // namespace ringfs::fuse

@@ -40,6 +40,11 @@ struct Upload {
 // One open of a file (fuse_file_info::fh).
 struct OpenFile {
   uint64_t seen_error = 0;  // Inode::error_seq already reported through it
+  // Locks taken through this open (Inode::mu): fcntl lock owners, released
+  // again at release for OFD locks (whose owner is the description, which
+  // FUSE names at no flush), and whether it took a flock lock.
+  std::set<uint64_t> lock_owners;
+  bool flocked = false;
 };
 
 struct Inode {
@@ -51,6 +56,9 @@ struct Inode {
   std::mutex mu;
   std::condition_variable idle;  // signalled when a block's upload queue drains, or a truncation ends
   int open_count = 0;
+  // fcntl lock owners that took locks on this file through this mount: a
+  // close (flush) by one of them drops its locks at the metadata service.
+  std::set<uint64_t> lock_owners;
   bool orphan = false;  // nlink reached 0: reclaim when the kernel forgets it
   wire::Attr attr;
   bool have_attr = false;

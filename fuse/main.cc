@@ -201,6 +201,7 @@ int main(int argc, char* argv[]) {
   ringfs::fuse::FillNamespaceOps(&ops);
   ringfs::fuse::FillFileOps(&ops);
   ringfs::fuse::FillXattrOps(&ops);
+  ringfs::fuse::FillLockOps(&ops);
 
   int ret = 1;
   fuse_session* se = fuse_session_new(&args, &ops, sizeof ops, &fs);

@@ -12,7 +12,9 @@ using wire::Op;
 
 uint64_t NewOpenFile(const std::shared_ptr<Inode>& inode) {
   std::lock_guard<std::mutex> lock(inode->mu);
-  return reinterpret_cast<uint64_t>(new OpenFile{inode->error_seq});
+  auto* f = new OpenFile;
+  f->seen_error = inode->error_seq;
+  return reinterpret_cast<uint64_t>(f);
 }
 OpenFile* FileOf(fuse_file_info* fi) { return reinterpret_cast<OpenFile*>(fi->fh); }
 
@@ -160,7 +162,10 @@ void DoFlush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Filesystem* fs = Fs(req);
   auto inode = fs->Find(ino);
   if (!inode) return (void)fuse_reply_err(req, 0);
-  ReplyStatus(req, fs->FlushAndCommit(inode, FileOf(fi)));
+  Status st = fs->FlushAndCommit(inode, FileOf(fi));
+  // close(2) drops the process's fcntl locks on the file (POSIX).
+  fs->ReleaseOwnerAtFlush(inode, fi->lock_owner);
+  ReplyStatus(req, st);
 }
 
 void DoRelease(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
@@ -173,6 +178,7 @@ void DoRelease(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     return (void)fuse_reply_err(req, 0);
   }
   Status st = fs->FlushAndCommit(inode, file.get());  // normally already done by flush
+  fs->ReleaseFileLocks(inode, file.get(), fi->flock_release, fi->lock_owner);
   auto session = fs->SessionGuard();
   {
     std::lock_guard<std::mutex> lock(inode->mu);

@@ -30,9 +30,14 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(0, 256));
   app.add_option("--session-timeout-ms", opt.session_timeout_ms,
-                 "a client silent this long is gone: files it had open may be reclaimed")
+                 "a client silent this long is gone: files it had open may be reclaimed, "
+                 "its locks are released")
       ->capture_default_str()
       ->check(CLI::Range(1000, 3600000));
+  app.add_option("--lock-wait-ms", opt.lock_wait_ms,
+                 "a blocking lock request waits this long per round trip before the client asks again")
+      ->capture_default_str()
+      ->check(CLI::Range(10, 60000));
   app.add_option("--down-out-ms", opt.down_out_ms,
                  "an in node down this long is marked out and its blocks copied elsewhere "
                  "(default 10 minutes, like Ceph: a reboot moves no data)")

@@ -32,7 +32,9 @@ Result<std::unique_ptr<Service>> Service::Open(ServiceOptions opts) {
   if (opts.replicas == 0) return Status::Error(EINVAL, "--replicas must be at least 1");
   if (opts.workers < 0) return Status::Error(EINVAL, "--workers must be at least 0");
   if (opts.node_timeout_ms < 1) return Status::Error(EINVAL, "--node-timeout-ms must be positive");
+  if (opts.lock_wait_ms < 1) return Status::Error(EINVAL, "--lock-wait-ms must be positive");
   std::unique_ptr<Service> s(new Service(std::move(opts)));
+  s->locks_ = std::make_unique<LockTable>(std::chrono::milliseconds(s->opts_.lock_wait_ms));
   Namespace::Options nso;
   nso.dir = s->opts_.dir;
   nso.replicas = s->opts_.replicas;
@@ -166,6 +168,8 @@ void Service::SweepLoop() {
         std::lock_guard<std::mutex> slock(session_mu_);
         recorded_.erase(session);
       }
+      // A mount that died or was cut off: its locks go, its waiters move on.
+      locks_->DropSession(session);
       (void)ns_->RecordSession(session, false);
     }
     if (!InGrace()) {
@@ -306,6 +310,12 @@ void Service::Handle(rpc::Message&& m, rpc::Responder&& r) {
     });
     return;
   }
+  if (op == Op::kLock || op == Op::kGetLock) {
+    wire::MetaRequest req;
+    Status st = m.DecodeBody(req);
+    if (!st.ok()) return r.Reply(st);
+    return HandleLock(op, req, std::move(r));
+  }
   const bool cluster_op = op == Op::kRegisterNode || op == Op::kGetMap || op == Op::kNodeAdd ||
                           op == Op::kNodeRemove || op == Op::kClusterStatus;
   if (!mutation && !Namespace::IsRead(op) && !cluster_op && op != Op::kClose &&
@@ -345,6 +355,8 @@ void Service::Handle(rpc::Message&& m, rpc::Responder&& r) {
   if (mutation) {
     wire::MetaReply rep;
     Status st = ns_->Write(op, req, &rep);
+    if (st.ok() && op == Op::kSetAttr && req.lock.kind == wire::LockKind::kTruncate && req.lock.type == wire::LockType::kUnlock)
+      (void)locks_->Acquire(req.session, req.ino, req.lock, nullptr);  // the truncation is over
     if (!st.ok()) rep = wire::MetaReply();
     if (st.ok() && op == Op::kMknod && req.opens != 0)
       open_files_.Open(req.session, rep.attr.ino, OpenFiles::Clock::now());
@@ -372,6 +384,23 @@ void Service::Handle(rpc::Message&& m, rpc::Responder&& r) {
   const bool node_change = (op == Op::kNodeAdd || op == Op::kNodeRemove) && !(req.flags & wire::kDryRun);
   if (st.ok() && (changed_node || node_change)) return Acknowledge(std::move(r), st, std::move(rep), true);
   Send(r, st, rep);
+}
+
+// Locks live in memory (meta/locks.h): a request that must wait is
+// answered from the lock table when granted, cancelled or timed out.
+void Service::HandleLock(Op op, const wire::MetaRequest& req, rpc::Responder&& r) {
+  if (req.session == 0) return r.Reply(Status::Error(EINVAL, "locks need a session"));
+  if (req.lock.kind > wire::LockKind::kTruncate || req.lock.type > wire::LockType::kWrite)
+    return r.Reply(Status::Error(EINVAL, "bad lock kind or type"));
+  if (op == Op::kGetLock) {
+    wire::MetaReply rep;
+    rep.lock = locks_->Test(req.session, req.ino, req.lock);
+    return r.ReplyWith(rep);
+  }
+  auto resp = std::make_shared<rpc::Responder>(std::move(r));
+  Status st = locks_->Acquire(req.session, req.ino, req.lock,
+                              [resp](const Status& done) { Send(*resp, done, wire::MetaReply{}); });
+  if (st.code() != EINPROGRESS) Send(*resp, st, wire::MetaReply{});
 }
 
 Status Service::HandleDirect(Op op, const wire::MetaRequest& req, wire::MetaReply* rep) {

@@ -17,6 +17,7 @@
 #include "common/status.h"
 #include "meta/events.h"
 #include "meta/gc.h"
+#include "meta/locks.h"
 #include "meta/namespace.h"
 #include "meta/nodes.h"
 #include "meta/open_files.h"
@@ -46,6 +47,9 @@ struct ServiceOptions {
   // its open files no longer keep unlinked files from being reclaimed.
   int session_timeout_ms = 20000;
   int sweep_interval_ms = 2000;                // expiry and orphan sweep period
+  // A lock request waits at most this long per round trip, then the client
+  // asks again (below its RPC timeout; a dead client's wait never lingers).
+  int lock_wait_ms = 5000;
   // An in node down this long is marked out and re-replicated (Ceph's
   // down-out interval is 10 minutes too: a reboot does not move data).
   int64_t down_out_ms = 600000;
@@ -88,6 +92,7 @@ class Service {
   // its full list of opens (a beat).
   void SeeSession(uint64_t session, bool full_list);
   void SweepLoop();
+  void HandleLock(wire::Op op, const wire::MetaRequest& req, rpc::Responder&& r);
   Status StartGossip();
 
   ServiceOptions opts_;
@@ -95,6 +100,7 @@ class Service {
   std::unique_ptr<NodeRegistry> nodes_;
   std::unique_ptr<BlockReclaimer> gc_;
   OpenFiles open_files_;
+  std::unique_ptr<LockTable> locks_;
   const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::mutex session_mu_;
   std::set<uint64_t> awaiting_;  // recorded before a restart, not heard from since
