@@ -95,11 +95,15 @@ struct Attr {
   // Bumped by every truncation that removes or cuts blocks; block versions
   // written since carry it (see BlockVersion).
   uint64_t block_epoch = 0;
+  // Blocks recorded (kBlockSize each, fewer bytes where the file ends):
+  // what st_blocks reports. kBlocksUnknown for inodes stored before it was kept.
+  uint64_t blocks = 0;
   template <class A>
   void serialize(A& ar) {
-    ar(ino, mode, nlink, uid, gid, rdev, size, atime, mtime, ctime, data_version, block_epoch);
+    ar(ino, mode, nlink, uid, gid, rdev, size, atime, mtime, ctime, data_version, block_epoch, blocks);
   }
 };
+constexpr uint64_t kBlocksUnknown = UINT64_MAX;
 
 struct DirEntry {
   std::string name;

@@ -274,7 +274,15 @@ void Filesystem::FillStat(const wire::Attr& a, struct stat* st) const {
   st->st_rdev = a.rdev;
   st->st_size = static_cast<off_t>(a.size);
   st->st_blksize = 1 << 20;  // large, so cp and friends use large buffers
-  st->st_blocks = static_cast<blkcnt_t>((a.size + 511) / 512);
+  // Allocated bytes: the recorded blocks, none past the end (rounded to
+  // 4 KiB there, as a local filesystem allocates). Holes count nothing.
+  // Without a count (an old record, or writes not committed yet): the size.
+  uint64_t bytes = (a.size + 511) & ~uint64_t{511};
+  if (a.blocks != wire::kBlocksUnknown && S_ISREG(a.mode)) {
+    const uint64_t end = (a.size + 4095) & ~uint64_t{4095};
+    bytes = a.blocks >= end / wire::kBlockSize + 1 ? end : std::min(end, a.blocks * uint64_t{wire::kBlockSize});
+  }
+  st->st_blocks = static_cast<blkcnt_t>(bytes / 512);
   st->st_atim = {a.atime.sec, a.atime.nsec};
   st->st_mtim = {a.mtime.sec, a.mtime.nsec};
   st->st_ctim = {a.ctime.sec, a.ctime.nsec};
@@ -298,6 +306,7 @@ void Filesystem::Remember(const wire::Attr& attr, fuse_entry_param* e, const Sou
       inode->have_attr = true;
     }
     shown.size = inode->Size();
+    if (shown.size != attr.size) shown.blocks = wire::kBlocksUnknown;  // writes not counted yet
     own_writes = inode->wrote || inode->HasPendingWrites();
   }
   *e = {};

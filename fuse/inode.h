@@ -56,6 +56,7 @@ struct Inode {
   std::mutex mu;
   std::condition_variable idle;  // signalled when a block's upload queue drains, or a truncation ends
   int open_count = 0;
+  int dir_opens = 0;  // opendir without releasedir, through this mount
   // fcntl lock owners that took locks on this file through this mount: a
   // close (flush) by one of them drops its locks at the metadata service.
   std::set<uint64_t> lock_owners;

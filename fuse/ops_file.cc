@@ -79,6 +79,22 @@ void DoOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
         return ReplyStatus(req, st);
       }
       truncated = true;  // the file has no blocks now: the open's versions are past
+    } else {
+      // Already empty: O_TRUNC still stamps mtime and ctime (POSIX open()).
+      wire::MetaRequest t;
+      t.ino = ino;
+      t.mask = wire::kSetMtimeNow;
+      wire::MetaReply tr;
+      st = fs->MetaCall(Op::kSetAttr, t, &tr, req);
+      if (!st.ok()) {
+        fs->NoteClosed(ino);
+        return ReplyStatus(req, st);
+      }
+      {
+        std::lock_guard<std::mutex> lock(inode->mu);
+        fs->AdoptAttrLocked(*inode, tr.attr, tr.prev_data_version);
+      }
+      r.attr = tr.attr;
     }
   }
   fi->keep_cache = truncated ? NoteOpen(fs, inode, r.attr, {}, UINT64_MAX, r.no_caps)

@@ -69,6 +69,7 @@ void DoGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
     if (inode->open_count > 0 && inode->have_attr && !inode->attr_stale) {
       wire::Attr a = inode->attr;
       a.size = inode->Size();
+      if (a.size != inode->attr.size) a.blocks = wire::kBlocksUnknown;  // writes not counted yet
       lock.unlock();
       return ReplyAttr(req, a);
     }
@@ -94,6 +95,7 @@ void DoGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
         a.ctime = r.attr.ctime;
         wire::Attr shown = a;
         shown.size = inode->Size();
+        if (shown.size != a.size) shown.blocks = wire::kBlocksUnknown;  // writes not counted yet
         lock.unlock();
         return ReplyAttr(req, shown);
       }
@@ -114,6 +116,21 @@ void DoGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
   m.ino = ino;
   wire::MetaReply r;
   Status st = fs->MetaCall(Op::kGetAttr, m, &r, req);
+  if (st.code() == ENOENT) {
+    // A directory removed (or renamed over) while open here: its
+    // descriptors still stat, with no links (as on a local filesystem).
+    if (auto inode = fs->Find(ino)) {
+      std::unique_lock<std::mutex> lock(inode->mu);
+      if (inode->dir_opens > 0 && inode->have_attr) {
+        wire::Attr a = inode->attr;
+        a.nlink = 0;
+        lock.unlock();
+        struct stat sb;
+        fs->FillStat(a, &sb);
+        return (void)fuse_reply_attr(req, &sb, 0);
+      }
+    }
+  }
   if (!st.ok()) return ReplyStatus(req, st);
   fs->UpdateAttr(r.attr);
   ReplyAttr(req, r.attr, Filesystem::From(r));
@@ -269,6 +286,7 @@ void DoRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t ne
       dirs.Added(newparent, newname);
     }
     dirs.Renamed(parent, name, newparent, newname, flags & RENAME_EXCHANGE);
+    if (flags & RENAME_WHITEOUT) dirs.Added(parent, name);
   }
   ReplyStatus(req, st);
 }
@@ -294,11 +312,21 @@ struct Listing {
 };
 Listing* ListingOf(fuse_file_info* fi) { return reinterpret_cast<Listing*>(fi->fh); }
 
-void DoOpendir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+void DirOpens(Filesystem* fs, fuse_ino_t ino, int delta) {
+  auto inode = fs->Get(ino);
+  std::lock_guard<std::mutex> lock(inode->mu);
+  inode->dir_opens += delta;
+}
+
+void DoOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   RINGFS_FUSE_OP(Opendir);
   auto* l = new Listing;
   fi->fh = reinterpret_cast<uint64_t>(l);
-  if (fuse_reply_open(req, fi) != 0) delete l;
+  DirOpens(Fs(req), ino, 1);
+  if (fuse_reply_open(req, fi) != 0) {
+    delete l;
+    DirOpens(Fs(req), ino, -1);
+  }
 }
 
 // Offsets: 1 and 2 are "." and ".."; an entry with metadata cookie c has
@@ -353,6 +381,9 @@ void List(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info
   if (plus) m.flags = wire::kReaddirPlus;
   wire::MetaReply r;
   Status st = fs->MetaCall(Op::kReaddir, m, &r, req);
+  // Removed while open (through another mount): no entries, as a local
+  // filesystem lists a dead directory.
+  if (st.code() == ENOENT && l) return (void)fuse_reply_buf(req, nullptr, 0);
   if (!st.ok()) return ReplyStatus(req, st);
   if (plus && r.entry_attrs.size() != r.entries.size())
     return ReplyStatus(req, Status::Error(EPROTO, "readdirplus reply without attributes"));
@@ -390,9 +421,10 @@ void DoReaddirPlus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_
   List(req, ino, size, off, fi, true);
 }
 
-void DoReleasedir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+void DoReleasedir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   RINGFS_FUSE_OP(Releasedir);
   delete ListingOf(fi);
+  DirOpens(Fs(req), ino, -1);
   fuse_reply_err(req, 0);
 }
 

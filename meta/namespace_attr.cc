@@ -25,8 +25,16 @@ constexpr size_t kMaxBlocksPerCommit = 8192;  // a client sends more in several 
 
 // Records the versions the client's acknowledged writes left the blocks at
 // (blockver::CheckCommit decides which records they replace).
-Status CommitBlocks(Ctx& c, const Inode& n) {
+// An inode stored before its blocks were counted is counted once now.
+Status KnowBlocks(Ctx& c, Inode& n) {
+  if (n.attr.blocks != wire::kBlocksUnknown) return Status::OK();
+  ASSIGN_OR_RETURN(n.attr.blocks, c.t.CountBlocks(n.attr.ino));
+  return Status::OK();
+}
+
+Status CommitBlocks(Ctx& c, Inode& n) {
   if (c.req.blocks.size() > kMaxBlocksPerCommit) return Status::Error(E2BIG, "too many blocks in one commit");
+  if (!c.req.blocks.empty()) RETURN_IF_ERROR(KnowBlocks(c, n));
   const uint64_t epoch = n.attr.block_epoch;
   for (const wire::BlockState& b : c.req.blocks) {
     auto rec = c.t.GetBlock(n.attr.ino, b.index);
@@ -40,6 +48,7 @@ Status CommitBlocks(Ctx& c, const Inode& n) {
         break;
       case blockver::CommitCheck::kReplace:
         RETURN_IF_ERROR(c.t.PutBlock(n.attr.ino, b.index, {b.version, b.holders}, c.replicas));
+        if (!have) n.attr.blocks++;
         break;
       case blockver::CommitCheck::kMerge: {
         BlockRecord merged = *have;
@@ -67,7 +76,10 @@ Status Shrink(Ctx& c, Inode& n, uint64_t size) {
   if (c.req.epoch > a.block_epoch + 1) return Status::Error(EINVAL, "block epoch from the future");
   if (a.block_epoch == UINT64_MAX) return Status::Error(EOVERFLOW, "block epochs exhausted");
   a.block_epoch++;
-  RETURN_IF_ERROR(c.t.DropBlocksFrom(a.ino, keep));
+  RETURN_IF_ERROR(KnowBlocks(c, n));
+  uint64_t dropped = 0;
+  RETURN_IF_ERROR(c.t.DropBlocksFrom(a.ino, keep, &dropped));
+  a.blocks -= std::min(a.blocks, dropped);
   if (size % bs == 0) return Status::OK();
   const uint64_t k = size / bs;
   auto rec = c.t.GetBlock(a.ino, k);

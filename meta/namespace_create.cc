@@ -21,10 +21,12 @@ Result<Inode> ParentForNew(StoreTxn& t, uint64_t parent, std::string_view name) 
   return dir;
 }
 
+}  // namespace
+
 // Creates inode of `mode` (type and permission bits, umask already applied)
-// under req.parent/req.name and links it in.
-Status CreateNode(Ctx& c, uint32_t mode, uint32_t rdev, Inode* out) {
-  ASSIGN_OR_RETURN(Inode dir, ParentForNew(c.t, c.req.parent, c.req.name));
+// under parent/name and links it in.
+Status CreateNodeAt(Ctx& c, uint64_t parent, std::string_view name, uint32_t mode, uint32_t rdev, Inode* out) {
+  ASSIGN_OR_RETURN(Inode dir, ParentForNew(c.t, parent, name));
   ASSIGN_OR_RETURN(uint64_t ino, c.t.AllocIno());
   Inode n;
   wire::Attr& a = n.attr;
@@ -43,11 +45,17 @@ Status CreateNode(Ctx& c, uint32_t mode, uint32_t rdev, Inode* out) {
     n.parent = dir.attr.ino;
     dir.attr.nlink++;  // the child's ".."
   }
-  RETURN_IF_ERROR(c.t.AddEntry(dir, c.req.name, ino, mode & S_IFMT));
+  RETURN_IF_ERROR(c.t.AddEntry(dir, name, ino, mode & S_IFMT));
   RETURN_IF_ERROR(StoreChangedDir(c, dir));
   RETURN_IF_ERROR(c.t.PutInode(n));
   *out = n;
   return Status::OK();
+}
+
+namespace {
+
+Status CreateNode(Ctx& c, uint32_t mode, uint32_t rdev, Inode* out) {
+  return CreateNodeAt(c, c.req.parent, c.req.name, mode, rdev, out);
 }
 
 uint32_t Perms(const wire::MetaRequest& req) { return req.mode & 07777 & ~req.umask; }

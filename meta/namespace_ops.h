@@ -41,6 +41,8 @@ Status Mkdir(Ctx& c);
 Status Mknod(Ctx& c);
 Status Symlink(Ctx& c);
 Status Link(Ctx& c);
+// A new inode of `mode` named `parent`/`name` (a whiteout left by rename).
+Status CreateNodeAt(Ctx& c, uint64_t parent, std::string_view name, uint32_t mode, uint32_t rdev, Inode* out);
 
 // namespace_remove.cc
 Status Unlink(Ctx& c);

@@ -92,8 +92,8 @@ Status Replace(Ctx& c, Sides& s, const Dirent& te) {
 
 Status Rename(Ctx& c) {
   const uint32_t flags = c.req.flags;
-  if ((flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) != 0 ||
-      (flags & RENAME_NOREPLACE && flags & RENAME_EXCHANGE)) {
+  if ((flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT)) != 0 ||
+      (flags & RENAME_EXCHANGE && flags & (RENAME_NOREPLACE | RENAME_WHITEOUT))) {
     return Status::Error(EINVAL, "unsupported rename flags");
   }
   RETURN_IF_ERROR(CheckName(c.req.name));
@@ -121,12 +121,23 @@ Status Rename(Ctx& c) {
   RETURN_IF_ERROR(CheckNotIntoItself(c.t, s.src, c.req.newparent));
   if (te.ok()) RETURN_IF_ERROR(Replace(c, s, *te));
 
-  RETURN_IF_ERROR(c.t.RemoveEntry(c.req.parent, c.req.name, s.se));
-  RETURN_IF_ERROR(c.t.AddEntry(*s.ndir, c.req.newname, s.src.attr.ino, s.src.attr.mode & S_IFMT));
+  if (s.same_dir()) {
+    RETURN_IF_ERROR(c.t.MoveEntry(c.req.parent, c.req.name, s.se, c.req.newname));
+  } else {
+    RETURN_IF_ERROR(c.t.RemoveEntry(c.req.parent, c.req.name, s.se));
+    RETURN_IF_ERROR(c.t.AddEntry(*s.ndir, c.req.newname, s.src.attr.ino, s.src.attr.mode & S_IFMT));
+  }
   Reparent(s.src, s.pdir, *s.ndir);
   s.src.attr.ctime = c.now;
   RETURN_IF_ERROR(c.t.PutInode(s.src));
-  return StoreDirs(c, s);
+  RETURN_IF_ERROR(StoreDirs(c, s));
+  if (flags & RENAME_WHITEOUT) {
+    // overlayfs: the old name now says "deleted here" to the layers below,
+    // a 0/0 character device in place of the entry that moved.
+    Inode whiteout;
+    RETURN_IF_ERROR(CreateNodeAt(c, c.req.parent, c.req.name, S_IFCHR, 0, &whiteout));
+  }
+  return Status::OK();
 }
 
 }  // namespace ringfs::meta::ops

@@ -759,6 +759,22 @@ TEST_F(BlockRecordsTest, ShrinkBumpsTheEpochAndDropsTheTail) {
   EXPECT_EQ(Count(lmdb::Table::kRepair), 0u);
 }
 
+// st_blocks comes from the count of recorded blocks, kept in the inode.
+TEST_F(BlockRecordsTest, TheInodeCountsItsRecordedBlocks) {
+  auto f = Create(kRoot, "f");
+  EXPECT_EQ(f->blocks, 0u);
+  MetaReply rep;
+  // Blocks 0 and 5 of a sparse file; a rewrite of block 0 is not a new one.
+  ASSERT_TRUE(Commit(f->ino, {{0, V(0, 1, 11), kThree}, {5, V(0, 1, 11), kThree}}, 6 * kBs).ok());
+  ASSERT_TRUE(Commit(f->ino, {{0, V(0, 2, 11), kThree}}, 6 * kBs).ok());
+  EXPECT_EQ(Get(f->ino)->blocks, 2u);
+  ASSERT_TRUE(Truncate(f->ino, 3 * kBs, 0, {}, &rep).ok());
+  EXPECT_EQ(rep.attr.blocks, 1u);
+  ASSERT_TRUE(Truncate(f->ino, 0, 0, {}, &rep).ok());
+  EXPECT_EQ(rep.attr.blocks, 0u);
+  EXPECT_EQ(Get(f->ino)->blocks, 0u);
+}
+
 // A hostile epoch (UINT64_MAX, then one that would wrap) never moves the
 // file's block epoch backwards.
 TEST_F(BlockRecordsTest, TheBlockEpochNeverGoesBackwards) {
@@ -1182,6 +1198,28 @@ TEST_F(NamespaceTest, RenameSameInodeIsANoOp) {
   EXPECT_EQ(Nlink(f->ino), 2u);
 }
 
+TEST_F(NamespaceTest, RenameWhiteoutLeavesACharDeviceBehind) {
+  auto d = Mkdir(kRoot, "d");
+  auto f = Create(kRoot, "f");
+  auto g = Create(d->ino, "g");
+  EXPECT_ERRNO(Rename(kRoot, "f", d->ino, "x", RENAME_WHITEOUT | RENAME_EXCHANGE), EINVAL);
+  // Over an existing name in another directory.
+  ASSERT_TRUE(Rename(kRoot, "f", d->ino, "g", RENAME_WHITEOUT).ok());
+  EXPECT_EQ(Lookup(d->ino, "g")->ino, f->ino);
+  auto w = Lookup(kRoot, "f");
+  ASSERT_TRUE(w.ok());
+  EXPECT_NE(w->ino, f->ino);
+  EXPECT_EQ(w->mode, static_cast<uint32_t>(S_IFCHR));
+  EXPECT_EQ(w->rdev, 0u);
+  EXPECT_EQ(Nlink(g->ino), 0u);
+  // Within one directory, with NOREPLACE: refused over a name, fine to a new one.
+  EXPECT_ERRNO(Rename(d->ino, "g", kRoot, "f", RENAME_WHITEOUT | RENAME_NOREPLACE), EEXIST);
+  ASSERT_TRUE(Rename(d->ino, "g", d->ino, "h", RENAME_WHITEOUT | RENAME_NOREPLACE).ok());
+  EXPECT_EQ(Lookup(d->ino, "g")->mode, static_cast<uint32_t>(S_IFCHR));
+  std::vector<std::string> names = List(d->ino);
+  EXPECT_EQ(names.size(), 2u);
+}
+
 TEST_F(NamespaceTest, RenameNoReplaceAndExchange) {
   auto f = Create(kRoot, "f");
   auto g = Create(kRoot, "g");
@@ -1380,6 +1418,45 @@ TEST_F(NamespaceTest, ReaddirCookiesAreStableWhileEntriesChange) {
   ASSERT_TRUE(R(Op::kReaddir, q, &p).ok());
   EXPECT_TRUE(p.entries.empty());
   EXPECT_TRUE(p.eof);
+}
+
+TEST_F(NamespaceTest, RenameWithinADirectoryKeepsTheEntrysPlace) {
+  auto d = Mkdir(kRoot, "d");
+  for (int i = 0; i < 50; i++) ASSERT_TRUE(Create(d->ino, "f" + std::to_string(i)).ok());
+  // A listing in pages of 7 while every entry already listed is renamed,
+  // one over another listed entry: each surviving entry comes exactly once.
+  std::vector<std::string> seen;
+  uint64_t cookie = 0;
+  while (true) {
+    MetaRequest q;
+    q.ino = d->ino;
+    q.cookie = cookie;
+    q.max_entries = 7;
+    MetaReply p;
+    ASSERT_TRUE(R(Op::kReaddir, q, &p).ok());
+    for (const auto& e : p.entries) {
+      seen.push_back(e.name);
+      cookie = e.cookie;
+      if (e.name[0] == 'f') ASSERT_TRUE(Rename(d->ino, e.name, d->ino, "r" + e.name.substr(1)).ok());
+    }
+    if (p.eof) break;
+  }
+  std::set<std::string> uniq(seen.begin(), seen.end());
+  EXPECT_EQ(seen.size(), 50u);
+  EXPECT_EQ(uniq.size(), 50u);
+  // The renamed entries sit where they were: a fresh listing is r0..r49 in creation order.
+  std::vector<std::string> now = List(d->ino, 9);
+  ASSERT_EQ(now.size(), 50u);
+  for (int i = 0; i < 50; i++) EXPECT_EQ(now[i], "r" + std::to_string(i));
+  // Over an existing name in the same directory: the moved entry keeps its
+  // own place, the replaced one is gone.
+  ASSERT_TRUE(Rename(d->ino, "r3", d->ino, "r40").ok());
+  now = List(d->ino);
+  ASSERT_EQ(now.size(), 49u);
+  EXPECT_EQ(now[3], "r40");
+  EXPECT_EQ(std::count(now.begin(), now.end(), "r40"), 1);
+  EXPECT_TRUE(Lookup(d->ino, "r40").ok());
+  EXPECT_ERRNO(Lookup(d->ino, "r3"), ENOENT);
 }
 
 TEST_F(NamespaceTest, BatchFailureUndoesOnlyTheFailingOp) {

@@ -21,8 +21,8 @@ namespace {
 static_assert(std::endian::native == std::endian::little, "values are stored little-endian");
 
 // Format 2 appends block_epoch; format 1 records (before it) read as epoch 0.
-constexpr uint8_t kInodeFormat = 2;
-constexpr size_t kInodeBytes = 1 + 8 + 5 * 4 + 8 + 3 * 12 + 8 + 8 + 8 + 8;
+constexpr uint8_t kInodeFormat = 3;  // 3: + blocks recorded
+constexpr size_t kInodeBytes = 1 + 8 + 5 * 4 + 8 + 3 * 12 + 8 + 8 + 8 + 8 + 8;
 constexpr size_t kMaxHolders = 64;
 constexpr size_t kDirentBytes = 8 + 4 + 8;
 
@@ -75,6 +75,7 @@ std::string PackInode(const Inode& n) {
   Put(out, n.parent);
   Put(out, n.next_seq);
   Put(out, a.block_epoch);
+  Put(out, a.blocks);
   return out;
 }
 
@@ -83,7 +84,7 @@ Result<Inode> UnpackInode(std::string_view s) {
   Inode n;
   wire::Attr& a = n.attr;
   const uint8_t format = r.Get<uint8_t>();
-  if (format != 1 && format != kInodeFormat) return Status::Error(EIO, "unknown inode record format");
+  if (format < 1 || format > kInodeFormat) return Status::Error(EIO, "unknown inode record format");
   a.ino = r.Get<uint64_t>();
   a.mode = r.Get<uint32_t>();
   a.nlink = r.Get<uint32_t>();
@@ -98,6 +99,8 @@ Result<Inode> UnpackInode(std::string_view s) {
   n.parent = r.Get<uint64_t>();
   n.next_seq = r.Get<uint64_t>();
   if (format >= 2) a.block_epoch = r.Get<uint64_t>();
+  // Not kept before format 3: counted when the file's blocks next change.
+  a.blocks = format >= 3 ? r.Get<uint64_t>() : wire::kBlocksUnknown;
   if (!r.ok) return Status::Error(EIO, "short inode record");
   return n;
 }
@@ -181,6 +184,12 @@ Status StoreTxn::AddEntry(Inode& dir, std::string_view name, uint64_t ino, uint3
 Status StoreTxn::RemoveEntry(uint64_t dir, std::string_view name, const Dirent& e) {
   RETURN_IF_ERROR(txn_.Del(Table::kDirents, NameKey(dir, name)));
   return txn_.Del(Table::kDirseq, SeqKey(dir, e.seq));
+}
+
+Status StoreTxn::MoveEntry(uint64_t dir, std::string_view from, const Dirent& e, std::string_view to) {
+  RETURN_IF_ERROR(txn_.Del(Table::kDirents, NameKey(dir, from)));
+  RETURN_IF_ERROR(txn_.Put(Table::kDirents, NameKey(dir, to), PackDirent(e)));
+  return txn_.Put(Table::kDirseq, SeqKey(dir, e.seq), PackSeqValue(e.ino, e.type, to));
 }
 
 Status StoreTxn::RetargetEntry(uint64_t dir, std::string_view name, const Dirent& e, uint64_t ino,
@@ -306,7 +315,15 @@ Status StoreTxn::DelRepair(uint64_t ino, uint64_t index) {
   return st.code() == ENOENT ? Status::OK() : st;
 }
 
-Status StoreTxn::DropBlocksFrom(uint64_t ino, uint64_t first) {
+Result<uint64_t> StoreTxn::CountBlocks(uint64_t ino) const {
+  lmdb::Cursor c(txn_, Table::kBlocks);
+  uint64_t n = 0;
+  for (bool ok = c.Seek(schema::BlockKey(ino, 0)); ok && schema::HasInoPrefix(c.key(), ino); ok = c.Next()) n++;
+  RETURN_IF_ERROR(c.status());
+  return n;
+}
+
+Status StoreTxn::DropBlocksFrom(uint64_t ino, uint64_t first, uint64_t* dropped) {
   std::vector<uint64_t> gone;
   {
     lmdb::Cursor c(txn_, Table::kBlocks);
@@ -321,6 +338,7 @@ Status StoreTxn::DropBlocksFrom(uint64_t ino, uint64_t first) {
     RETURN_IF_ERROR(txn_.Del(Table::kBlocks, schema::BlockKey(ino, index)));
     RETURN_IF_ERROR(DelRepair(ino, index));
   }
+  if (dropped) *dropped = gone.size();
   return Status::OK();
 }
 

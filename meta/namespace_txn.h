@@ -50,6 +50,9 @@ class StoreTxn {
   // the caller stores `dir`).
   Status AddEntry(Inode& dir, std::string_view name, uint64_t ino, uint32_t type);
   Status RemoveEntry(uint64_t dir, std::string_view name, const Dirent& e);
+  // A rename within one directory: the entry keeps its readdir position
+  // (its seq), so a listing in progress never returns it twice.
+  Status MoveEntry(uint64_t dir, std::string_view from, const Dirent& e, std::string_view to);
   // Points an existing entry at another inode, keeping its cookie.
   Status RetargetEntry(uint64_t dir, std::string_view name, const Dirent& e, uint64_t ino,
                        uint32_t type);
@@ -73,7 +76,8 @@ class StoreTxn {
   Status PutBlock(uint64_t ino, uint64_t index, const BlockRecord& r, uint32_t replicas);
   // Removes the records (and repair entries) of blocks `first` and up: work
   // proportional to the blocks that exist, whatever the file's size.
-  Status DropBlocksFrom(uint64_t ino, uint64_t first);
+  Status DropBlocksFrom(uint64_t ino, uint64_t first, uint64_t* dropped = nullptr);
+  Result<uint64_t> CountBlocks(uint64_t ino) const;
   // Runs of equal versions from block `from` on, at most `max_runs`; `end`
   // is where they stop being complete (UINT64_MAX: to the end).
   Status BlockRuns(uint64_t ino, uint64_t from, size_t max_runs, std::vector<wire::VersionRun>* out,
