@@ -33,6 +33,13 @@ void Filesystem::InvalidateAttr(uint64_t ino) {
   if (fuse_session* se = se_.load()) (void)fuse_lowlevel_notify_inval_inode(se, ino, -1, 0);
 }
 
+void Filesystem::DropData(uint64_t ino) {
+  data_->DropCache(ino);
+  background_->Submit([this, ino] {
+    if (fuse_session* se = se_.load()) (void)fuse_lowlevel_notify_inval_inode(se, ino, 0, 0);
+  });
+}
+
 Filesystem::~Filesystem() { Stop(); }
 
 void Filesystem::Start() {

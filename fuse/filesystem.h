@@ -49,6 +49,9 @@ class Filesystem {
   DirCache& dirs() { return dirs_; }
   // Drops the kernel's cached attributes of `ino` (not its data).
   void InvalidateAttr(uint64_t ino);
+  // Drops this mount's cached blocks of `ino` now and the kernel's pages
+  // soon (from a background thread: never inside the request that found out).
+  void DropData(uint64_t ino);
   meta::Client& meta() { return *meta_; }
   DataPath& data() { return *data_; }
   blockd::Client& blocks() { return blocks_; }
@@ -127,6 +130,9 @@ class Filesystem {
   // Takes, changes or drops `lk` and answers `req`; a blocking request
   // waits on a thread of its own, cancelled when the caller is interrupted.
   void Lock(fuse_req_t req, uint64_t ino, const wire::LockSpec& lk);
+  // After a lock is granted: another mount's committed changes to the file
+  // become this mount's view (size, block versions, the kernel's pages).
+  Status Revalidate(uint64_t ino);
   // Drops every lock of `owner` of one kind on the file.
   void ReleaseLocks(const std::shared_ptr<Inode>& inode, uint64_t owner, wire::LockKind kind);
   // A close by `owner` (flush): its fcntl locks go, if it took any here.

@@ -23,6 +23,39 @@ Status Filesystem::LockCall(wire::Op op, uint64_t ino, const LockSpec& lk, wire:
   return MetaCall(op, m, rep ? rep : &local);
 }
 
+// Taking a lock is where another mount's writes become visible (as NFS
+// revalidates at a lock): what this mount holds of the file is checked
+// against the service, and dropped with the kernel's pages if it changed.
+// Releasing one is where this mount's writes must become visible: they are
+// uploaded and committed before the unlock (Lock's callers).
+Status Filesystem::Revalidate(uint64_t ino) {
+  auto inode = Find(ino);
+  if (!inode) return Status::OK();
+  ASSIGN_OR_RETURN(wire::MetaReply rep, GetBlocks(ino, 0, 0));
+  bool changed;
+  {
+    std::lock_guard<std::mutex> lock(inode->mu);
+    changed = !inode->cache_valid || inode->cache_version != rep.attr.data_version;
+    if (changed) {
+      inode->LearnVersionsLocked(rep.runs, 0, rep.runs_end, rep.attr.block_epoch);
+      data_->DropCache(ino);
+      inode->cache_version = rep.attr.data_version;
+      inode->cache_valid = true;
+    }
+    // The size and times as they are now (this mount's uncommitted writes
+    // still count through Size()).
+    if (!inode->wrote && !inode->HasPendingWrites()) {
+      inode->attr = rep.attr;
+      inode->have_attr = true;
+    }
+    inode->attr_stale = false;
+  }
+  if (changed) {
+    if (fuse_session* se = se_.load()) (void)fuse_lowlevel_notify_inval_inode(se, ino, 0, 0);
+  }
+  return Status::OK();
+}
+
 namespace {
 
 // One blocking request, shared by its waiting thread and the interrupt
@@ -48,7 +81,21 @@ void OnInterrupt(fuse_req_t, void* data) {
 }  // namespace
 
 void Filesystem::Lock(fuse_req_t req, uint64_t ino, const LockSpec& lk) {
-  auto finish = [](fuse_req_t r, const Status& st) { fuse_reply_err(r, st.ok() ? 0 : st.code()); };
+  auto finish = [this, ino, lk](fuse_req_t r, Status st) {
+    if (st.ok() && lk.type != LockType::kUnlock && lk.kind != LockKind::kTruncate) {
+      Status fresh = Revalidate(ino);
+      if (!fresh.ok()) LOG_WARN("revalidating %lu after a lock: %s", (unsigned long)ino, fresh.ToString().c_str());
+    }
+    fuse_reply_err(r, st.ok() ? 0 : st.code());
+  };
+  if (lk.type != LockType::kWrite) {
+    // An unlock or a downgrade: this mount's writes under the lock reach
+    // the service before another owner can read.
+    if (auto inode = Find(ino)) {
+      Status st = FlushAndCommit(inode);
+      if (!st.ok()) return finish(req, st);
+    }
+  }
   if (!lk.wait || lk.type == LockType::kUnlock) return finish(req, LockCall(wire::Op::kLock, ino, lk));
   {
     std::lock_guard<std::mutex> lock(waits_mu_);
@@ -59,7 +106,7 @@ void Filesystem::Lock(fuse_req_t req, uint64_t ino, const LockSpec& lk) {
   w->req = req;
   w->ino = ino;
   w->lk = lk;
-  std::thread([this, w, finish] {
+  std::thread([this, w, finish]() mutable {
     fuse_req_interrupt_func(w->req, OnInterrupt, w.get());
     Status st;
     while (true) {

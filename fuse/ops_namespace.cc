@@ -93,10 +93,25 @@ void DoGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
         a.atime = r.attr.atime;
         a.mtime = r.attr.mtime;
         a.ctime = r.attr.ctime;
+        bool foreign_data = false;
+        if (!inode->wrote && !inode->HasPendingWrites() && inode->cache_version != r.attr.data_version) {
+          // Another mount's write or truncation: the size follows it (tail -f
+          // polls fstat), and what this mount held of the data is dropped;
+          // the block versions are asked again at the next read.
+          foreign_data = true;
+          a.size = r.attr.size;
+          a.blocks = r.attr.blocks;
+          a.data_version = r.attr.data_version;
+          inode->LearnVersionsLocked({}, 0, UINT64_MAX, r.attr.block_epoch);
+          inode->versions_end = 0;
+          inode->cache_version = r.attr.data_version;
+          inode->cache_valid = true;
+        }
         wire::Attr shown = a;
         shown.size = inode->Size();
         if (shown.size != a.size) shown.blocks = wire::kBlocksUnknown;  // writes not counted yet
         lock.unlock();
+        if (foreign_data) fs->DropData(ino);
         return ReplyAttr(req, shown);
       }
       lock.unlock();
