@@ -3,7 +3,8 @@
 set -euo pipefail
 pkgs=(build-essential cmake ninja-build ccache pkg-config
       libfuse3-dev fuse3 libzmq3-dev cppzmq-dev liblmdb-dev lmdb-utils libcereal-dev
-      libgtest-dev libcli11-dev libxxhash-dev libisal-dev fio python3 attr)
+      libgtest-dev libcli11-dev libxxhash-dev libisal-dev fio python3 attr
+      git rsync acl)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
