@@ -105,7 +105,7 @@ size_t Client::Quorum() const { return blockver::Quorum(Current()->map.replicas)
 Status Client::Write(uint64_t ino, uint64_t index, uint32_t offset,
                      std::shared_ptr<const std::string> buf, size_t buf_offset, size_t len,
                      bool sync, const wire::BlockVersion& base, const wire::BlockVersion& next,
-                     WriteResult* out, const std::vector<wire::WriteRange>* ranges) {
+                     WriteResult* out, const std::vector<wire::WriteRange>* ranges, uint32_t flags) {
   *out = WriteResult{};
   auto p = Current();
   auto replicas = p->ring.Replicas(ring::Ring::BlockKey(ino, index), p->map.replicas);
@@ -130,7 +130,7 @@ Status Client::Write(uint64_t ino, uint64_t index, uint32_t offset,
   req.index = index;
   req.offset = offset;
   req.length = static_cast<uint32_t>(len);
-  req.flags = sync ? static_cast<uint32_t>(wire::kBlockSyncNow) : 0u;
+  req.flags = (sync ? static_cast<uint32_t>(wire::kBlockSyncNow) : 0u) | flags;
   req.base = base;
   req.version = next;
   if (ranges && ranges->size() > 1) req.ranges = *ranges;

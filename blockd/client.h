@@ -74,10 +74,11 @@ class Client {
   // `offset` on every replica, each only if it holds `base`, moving it to
   // `next`. OK once a quorum acknowledged.
   // With `ranges`, the bytes are those ranges back to back (`offset` unused).
+  // `flags`: more wire::BlockFlags (kBlockReplace: the data becomes the block).
   Status Write(uint64_t ino, uint64_t index, uint32_t offset,
                std::shared_ptr<const std::string> buf, size_t buf_offset, size_t len, bool sync,
                const wire::BlockVersion& base, const wire::BlockVersion& next, WriteResult* out,
-               const std::vector<wire::WriteRange>* ranges = nullptr);
+               const std::vector<wire::WriteRange>* ranges = nullptr, uint32_t flags = 0);
   // Reads from the first healthy replica that holds exactly `want`. ESTALE
   // when none does; `seen` then receives what each replica that answered
   // holds (absent for one without the block), for the caller to decide.

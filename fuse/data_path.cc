@@ -148,6 +148,27 @@ void DataPath::SubmitLocked(const std::shared_ptr<Inode>& inode, uint64_t index,
   }
 }
 
+void DataPath::Empty(const std::shared_ptr<Inode>& inode, uint64_t first, uint64_t last) {
+  std::lock_guard<std::mutex> lock(inode->mu);
+  for (uint64_t index = first; index < last; index++) {
+    // Buffered bytes of the block are zeros now: not worth sending.
+    auto d = inode->dirty.find(index);
+    if (d != inode->dirty.end()) {
+      inode->dirty_bytes -= std::min(inode->dirty_bytes, d->second.bytes);
+      inode->dirty.erase(d);
+    }
+    // A hole already (as far as this client knows the file): nothing to free.
+    const bool queued = inode->queued.count(index) || inode->uploading.count(index);
+    if (!queued && index < inode->versions_end && inode->ExpectedLocked(index).absent()) continue;
+    Upload u;
+    u.data = std::make_shared<const std::string>();
+    u.replace = true;
+    inode->queued[index].push_back(std::move(u));
+    if (inode->uploading.insert(index).second) uploads_.Submit([this, inode, index] { Drain(inode, index); });
+    cache_.Erase(inode->ino, index);
+  }
+}
+
 // Sends one extent to the block's replicas, built on the version this
 // client expects the block at. Replicas that moved on (another writer, a
 // truncation, or a repair) refuse it; then the write is rebased on what is
@@ -170,7 +191,8 @@ Status DataPath::Send(const std::shared_ptr<Inode>& inode, uint64_t index, const
     const wire::BlockVersion next = blockver::Next(base, epoch, session_);
     blockd::Client::WriteResult res;
     st = blocks_.Write(inode->ino, index, u.ranges.empty() ? 0 : u.ranges.front().offset, u.data, 0,
-                       u.data->size(), false, base, next, &res, &u.ranges);
+                       u.data->size(), false, base, next, &res, &u.ranges,
+                       u.replace ? static_cast<uint32_t>(wire::kBlockReplace) : 0u);
     {
       std::lock_guard<std::mutex> lock(inode->mu);
       if (--inode->sending == 0) inode->idle.notify_all();

@@ -78,6 +78,9 @@ class DataPath {
   Status Cut(const std::shared_ptr<Inode>& inode, uint64_t size, Truncation* t);
   void FinishTruncate(const std::shared_ptr<Inode>& inode, const Truncation* done);
   void DropCache(uint64_t ino) { cache_.EraseInode(ino); }
+  // Empties blocks [first, last) on their replicas (a punched hole), in
+  // order with the uploads queued before; Flush waits for it.
+  void Empty(const std::shared_ptr<Inode>& inode, uint64_t first, uint64_t last);
 
  private:
   void SubmitLocked(const std::shared_ptr<Inode>& inode, uint64_t index, Extent ext);

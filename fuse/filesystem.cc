@@ -13,7 +13,7 @@ namespace ringfs::fuse {
 
 stats::Table& FuseStats() {
   static stats::Table t("fuse", [](size_t i) -> std::string {
-    static const char* kNames[] = {"open", "create", "read", "write", "flush", "release", "fsync", "lookup", "forget", "forgetmulti", "getattr", "setattr", "mknod", "mkdir", "symlink", "link", "unlink", "rmdir", "rename", "readlink", "opendir", "readdir", "readdirplus", "releasedir", "statfs", "fsyncdir", "setxattr", "getxattr", "listxattr", "removexattr", "getlk", "setlk", "flock"};
+    static const char* kNames[] = {"open", "create", "read", "write", "flush", "release", "fsync", "lookup", "forget", "forgetmulti", "getattr", "setattr", "mknod", "mkdir", "symlink", "link", "unlink", "rmdir", "rename", "readlink", "opendir", "readdir", "readdirplus", "releasedir", "statfs", "fsyncdir", "setxattr", "getxattr", "listxattr", "removexattr", "getlk", "setlk", "flock", "fallocate"};
     return i < sizeof(kNames) / sizeof(kNames[0]) ? kNames[i] : "op" + std::to_string(i);
   });
   return t;

@@ -182,7 +182,7 @@ class Filesystem {
 };
 
 // FUSE requests served, by type (common/op_stats.h).
-enum class FuseOp : size_t { kOpen, kCreate, kRead, kWrite, kFlush, kRelease, kFsync, kLookup, kForget, kForgetMulti, kGetattr, kSetattr, kMknod, kMkdir, kSymlink, kLink, kUnlink, kRmdir, kRename, kReadlink, kOpendir, kReaddir, kReaddirplus, kReleasedir, kStatfs, kFsyncdir, kSetxattr, kGetxattr, kListxattr, kRemovexattr, kGetlk, kSetlk, kFlock, kCount };
+enum class FuseOp : size_t { kOpen, kCreate, kRead, kWrite, kFlush, kRelease, kFsync, kLookup, kForget, kForgetMulti, kGetattr, kSetattr, kMknod, kMkdir, kSymlink, kLink, kUnlink, kRmdir, kRename, kReadlink, kOpendir, kReaddir, kReaddirplus, kReleasedir, kStatfs, kFsyncdir, kSetxattr, kGetxattr, kListxattr, kRemovexattr, kGetlk, kSetlk, kFlock, kFallocate, kCount };
 stats::Table& FuseStats();
 #define RINGFS_FUSE_OP(name) ::ringfs::stats::Scope fuse_op_timer_(::ringfs::fuse::FuseStats(), static_cast<size_t>(::ringfs::fuse::FuseOp::k##name))
 

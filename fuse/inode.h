@@ -35,6 +35,7 @@ struct Extent {
 struct Upload {
   std::vector<wire::WriteRange> ranges;
   std::shared_ptr<const std::string> data;
+  bool replace = false;  // the data becomes the whole block (a punched hole: none)
 };
 
 // One open of a file (fuse_file_info::fh).

@@ -1,6 +1,9 @@
 // File operations: open/create refresh attributes from the metadata service
 // (close-to-open), writes are buffered, flush/fsync wait for the replicas.
 #include <fcntl.h>
+#include <linux/falloc.h>
+
+#include <string>
 
 #include "fuse/filesystem.h"
 
@@ -217,6 +220,65 @@ void DoFsync(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info* fi) {
   ReplyStatus(req, st);
 }
 
+// fallocate(2). There is no space to reserve ahead on the block daemons
+// (a block takes its bytes when written), so mode 0 and KEEP_SIZE check
+// up front that the cluster has the room, which is when ENOSPC must come,
+// and grow the size unless told to keep it. PUNCH_HOLE and ZERO_RANGE zero
+// the range: blocks wholly inside it are emptied on their replicas (their
+// space freed), the edges are written with zeros. COLLAPSE_RANGE and
+// INSERT_RANGE would shift every block after the range: EOPNOTSUPP.
+void DoFallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len, fuse_file_info* fi) {
+  RINGFS_FUSE_OP(Fallocate);
+  Filesystem* fs = Fs(req);
+  constexpr int kSupported = FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE;
+  if (mode & ~kSupported) return (void)fuse_reply_err(req, EOPNOTSUPP);
+  if (off < 0 || len <= 0 || off > INT64_MAX - len) return (void)fuse_reply_err(req, EINVAL);
+  if ((mode & FALLOC_FL_PUNCH_HOLE) && !(mode & FALLOC_FL_KEEP_SIZE)) return (void)fuse_reply_err(req, EOPNOTSUPP);
+  auto inode = fs->Get(ino);
+  const uint64_t start = static_cast<uint64_t>(off), end = start + static_cast<uint64_t>(len);
+  const bool zero = mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE);
+  uint64_t size;
+  {
+    std::lock_guard<std::mutex> lock(inode->mu);
+    size = inode->Size();
+  }
+  if (!(mode & FALLOC_FL_PUNCH_HOLE)) {
+    // Room for the range, as the cluster counts usable space (per copy).
+    wire::MetaRequest m;
+    wire::MetaReply r;
+    Status st = fs->MetaCall(Op::kStatfs, m, &r, req);
+    if (!st.ok()) return ReplyStatus(req, st);
+    const uint64_t need = zero ? end - start : (end > size ? end - std::max(start, size) : 0);
+    if (need > r.statfs.free_bytes) return (void)fuse_reply_err(req, ENOSPC);
+  }
+  Status st;
+  if (zero && start < size) {
+    const uint64_t stop = std::min(end, size);
+    constexpr uint64_t kBs = wire::kBlockSize;
+    const uint64_t first_whole = (start + kBs - 1) / kBs, last_whole = stop / kBs;
+    auto zeros = [&](uint64_t a, uint64_t b) -> Status {
+      if (a >= b) return Status::OK();
+      const std::string z(std::min<uint64_t>(b - a, kBs), '\0');
+      for (uint64_t p = a; p < b; p += z.size())
+        RETURN_IF_ERROR(fs->data().Write(inode, p, z.data(), std::min<uint64_t>(z.size(), b - p), FileOf(fi)));
+      return Status::OK();
+    };
+    if (first_whole < last_whole) {
+      st = zeros(start, first_whole * kBs);
+      if (st.ok()) fs->data().Empty(inode, first_whole, last_whole);
+      if (st.ok()) st = zeros(last_whole * kBs, stop);
+    } else {
+      st = zeros(start, stop);
+    }
+    if (st.ok()) st = fs->FlushAndCommit(inode, FileOf(fi));
+  }
+  if (st.ok() && !(mode & FALLOC_FL_KEEP_SIZE) && end > size) {
+    wire::Attr attr;
+    st = fs->Truncate(inode, end, &attr);
+  }
+  ReplyStatus(req, st);
+}
+
 }  // namespace
 
 void FillFileOps(fuse_lowlevel_ops* ops) {
@@ -227,6 +289,7 @@ void FillFileOps(fuse_lowlevel_ops* ops) {
   ops->flush = DoFlush;
   ops->release = DoRelease;
   ops->fsync = DoFsync;
+  ops->fallocate = DoFallocate;
 }
 
 }  // namespace ringfs::fuse
