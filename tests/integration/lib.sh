@@ -6,12 +6,14 @@ T=$(mktemp -d /tmp/ringfs-it.XXXXXX)
 D=$T/cluster
 M=$T/mnt
 EXTRA_MOUNTS=()
+OTHER_MOUNTS=()  # non-FUSE mounts on top of ours (overlayfs): unmounted first
 STOPPED=()  # pids a test sent SIGSTOP; continued before teardown
 
 cleanup() {
   local rc=$?
   set +e
   [ ${#STOPPED[@]} -gt 0 ] && kill -CONT "${STOPPED[@]}" 2>/dev/null
+  for m in "${OTHER_MOUNTS[@]}"; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null; done
   for m in "${EXTRA_MOUNTS[@]}"; do fusermount3 -u "$m" 2>/dev/null || fusermount3 -uz "$m" 2>/dev/null; done
   "$BIN/ringfs" down --dir "$D" >/dev/null 2>&1
   fusermount3 -uz "$M" 2>/dev/null
