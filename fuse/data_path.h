@@ -78,6 +78,10 @@ class DataPath {
   Status Cut(const std::shared_ptr<Inode>& inode, uint64_t size, Truncation* t);
   void FinishTruncate(const std::shared_ptr<Inode>& inode, const Truncation* done);
   void DropCache(uint64_t ino) { cache_.EraseInode(ino); }
+  // Drops the cached blocks [off, off + size) falls in (a direct read).
+  void DropCache(uint64_t ino, uint64_t off, size_t size) {
+    for (uint64_t i = off / wire::kBlockSize; i * wire::kBlockSize < off + size; i++) cache_.Erase(ino, i);
+  }
   // Empties blocks [first, last) on their replicas (a punched hole), in
   // order with the uploads queued before; Flush waits for it.
   void Empty(const std::shared_ptr<Inode>& inode, uint64_t first, uint64_t last);

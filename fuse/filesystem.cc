@@ -227,9 +227,35 @@ Status Filesystem::MetaCall(wire::Op op, wire::MetaRequest& req, wire::MetaReply
 void Filesystem::DropFresh(uint64_t ino, bool foreign) {
   if (ino == 0) return;
   if (auto inode = Find(ino)) {
-    std::lock_guard<std::mutex> lock(inode->mu);
+    std::unique_lock<std::mutex> lock(inode->mu);
     inode->fresh_until = {};
-    if (foreign && inode->open_count > 0) inode->attr_stale = true;
+    if (!foreign || inode->open_count == 0) return;
+    inode->attr_stale = true;
+    // Open here and changed by another mount: what this mount (and its
+    // kernel) cached of the data is checked soon, so open descriptors read
+    // the other mount's committed writes within moments, not at the next
+    // open. One check in flight per file; a change during it asks another.
+    if (!S_ISREG(inode->attr.mode) || inode->wrote || inode->HasPendingWrites()) return;
+    if (inode->reval_queued) {
+      inode->reval_again = true;
+      return;
+    }
+    inode->reval_queued = true;
+    lock.unlock();
+    background_->Submit([this, inode] {
+      while (true) {
+        Status st = Revalidate(inode->ino);
+        if (!st.ok() && st.code() != ENOENT)
+          LOG_WARN("revalidating %lu after another mount's change: %s", (unsigned long)inode->ino,
+                   st.ToString().c_str());
+        std::lock_guard<std::mutex> l(inode->mu);
+        if (!inode->reval_again) {
+          inode->reval_queued = false;
+          return;
+        }
+        inode->reval_again = false;
+      }
+    });
   }
 }
 

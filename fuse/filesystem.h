@@ -131,8 +131,9 @@ class Filesystem {
   // waits on a thread of its own, cancelled when the caller is interrupted.
   void Lock(fuse_req_t req, uint64_t ino, const wire::LockSpec& lk);
   // After a lock is granted: another mount's committed changes to the file
-  // become this mount's view (size, block versions, the kernel's pages).
-  Status Revalidate(uint64_t ino);
+  // become this mount's view (size, block versions, the kernel's pages:
+  // before returning with `kernel_now`, else soon).
+  Status Revalidate(uint64_t ino, bool kernel_now = true);
   // Drops every lock of `owner` of one kind on the file.
   void ReleaseLocks(const std::shared_ptr<Inode>& inode, uint64_t owner, wire::LockKind kind);
   // A close by `owner` (flush): its fcntl locks go, if it took any here.

@@ -46,6 +46,9 @@ struct OpenFile {
   // FUSE names at no flush), and whether it took a flock lock.
   std::set<uint64_t> lock_owners;
   bool flocked = false;
+  // Opened O_DIRECT: the kernel's page cache is bypassed (FOPEN_DIRECT_IO),
+  // a write is on the replicas when it returns, a read asks them.
+  bool direct = false;
 };
 
 struct Inode {
@@ -58,6 +61,7 @@ struct Inode {
   std::condition_variable idle;  // signalled when a block's upload queue drains, or a truncation ends
   int open_count = 0;
   int dir_opens = 0;  // opendir without releasedir, through this mount
+  bool reval_queued = false, reval_again = false;  // Filesystem::DropFresh
   // fcntl lock owners that took locks on this file through this mount: a
   // close (flush) by one of them drops its locks at the metadata service.
   std::set<uint64_t> lock_owners;

@@ -13,10 +13,14 @@ namespace {
 
 using wire::Op;
 
-uint64_t NewOpenFile(const std::shared_ptr<Inode>& inode) {
+uint64_t NewOpenFile(const std::shared_ptr<Inode>& inode, fuse_file_info* fi) {
   std::lock_guard<std::mutex> lock(inode->mu);
   auto* f = new OpenFile;
   f->seen_error = inode->error_seq;
+  if (fi->flags & O_DIRECT) {
+    f->direct = true;
+    fi->direct_io = 1;  // no page cache for this descriptor
+  }
   return reinterpret_cast<uint64_t>(f);
 }
 OpenFile* FileOf(fuse_file_info* fi) { return reinterpret_cast<OpenFile*>(fi->fh); }
@@ -102,7 +106,7 @@ void DoOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   }
   fi->keep_cache = truncated ? NoteOpen(fs, inode, r.attr, {}, UINT64_MAX, r.no_caps)
                              : NoteOpen(fs, inode, r.attr, r.runs, r.runs_end, r.no_caps);
-  fi->fh = NewOpenFile(inode);
+  fi->fh = NewOpenFile(inode, fi);
   if (fuse_reply_open(req, fi) != 0) {  // interrupted: no release will follow
     delete FileOf(fi);
     {
@@ -140,7 +144,7 @@ void DoCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
   auto inode = fs->Get(r.attr.ino);
   NoteOpen(fs, inode, r.attr, {}, UINT64_MAX, /*no_caps=*/true);  // a new file has no xattrs
   fi->keep_cache = 1;
-  fi->fh = NewOpenFile(inode);
+  fi->fh = NewOpenFile(inode, fi);
   if (fuse_reply_create(req, &e, fi) != 0) {
     delete FileOf(fi);
     {
@@ -151,14 +155,28 @@ void DoCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
   }
 }
 
-void DoRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
+void DoRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
   RINGFS_FUSE_OP(Read);
   Filesystem* fs = Fs(req);
   auto inode = fs->Get(ino);
   uint64_t file_size;
+  bool local_writes;
   {
     std::lock_guard<std::mutex> lock(inode->mu);
     file_size = inode->Size();
+    local_writes = inode->wrote || inode->HasPendingWrites();
+  }
+  OpenFile* file = FileOf(fi);
+  if (file && file->direct) {
+    // Direct: the file as the service has it now (other mounts' direct
+    // writes are committed as they return), not what this mount cached.
+    fs->data().DropCache(ino, static_cast<uint64_t>(off), size);
+    if (!local_writes) {
+      Status st = fs->Revalidate(ino, /*kernel_now=*/false);
+      if (!st.ok()) return ReplyStatus(req, st);
+      std::lock_guard<std::mutex> lock(inode->mu);
+      file_size = inode->Size();
+    }
   }
   auto r = fs->data().Read(inode, static_cast<uint64_t>(off), size, file_size);
   if (!r.ok()) return ReplyStatus(req, r.status());
@@ -171,7 +189,13 @@ void DoWrite(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t
   RINGFS_FUSE_OP(Write);
   Filesystem* fs = Fs(req);
   auto inode = fs->Get(ino);
-  Status st = fs->data().Write(inode, static_cast<uint64_t>(off), buf, size, FileOf(fi));
+  OpenFile* file = FileOf(fi);
+  Status st = fs->data().Write(inode, static_cast<uint64_t>(off), buf, size, file);
+  if (st.ok() && file && file->direct) {
+    // Direct: on the replicas (a quorum) and committed before it returns,
+    // so a reader on any mount finds it.
+    st = fs->FlushAndCommit(inode, file);
+  }
   if (!st.ok()) return ReplyStatus(req, st);
   fuse_reply_write(req, size);
 }

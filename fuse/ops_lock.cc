@@ -28,7 +28,7 @@ Status Filesystem::LockCall(wire::Op op, uint64_t ino, const LockSpec& lk, wire:
 // against the service, and dropped with the kernel's pages if it changed.
 // Releasing one is where this mount's writes must become visible: they are
 // uploaded and committed before the unlock (Lock's callers).
-Status Filesystem::Revalidate(uint64_t ino) {
+Status Filesystem::Revalidate(uint64_t ino, bool kernel_now) {
   auto inode = Find(ino);
   if (!inode) return Status::OK();
   ASSIGN_OR_RETURN(wire::MetaReply rep, GetBlocks(ino, 0, 0));
@@ -47,11 +47,13 @@ Status Filesystem::Revalidate(uint64_t ino) {
     if (!inode->wrote && !inode->HasPendingWrites()) {
       inode->attr = rep.attr;
       inode->have_attr = true;
+      inode->attr_stale = false;
     }
-    inode->attr_stale = false;
   }
-  if (changed) {
+  if (changed && kernel_now) {
     if (fuse_session* se = se_.load()) (void)fuse_lowlevel_notify_inval_inode(se, ino, 0, 0);
+  } else if (changed) {
+    DropData(ino);
   }
   return Status::OK();
 }
