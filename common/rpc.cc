@@ -38,6 +38,7 @@ std::string OpName(size_t op) {
     case Op::kGetBlocks: return "GetBlocks";
     case Op::kLock: return "Lock";
     case Op::kGetLock: return "GetLock";
+    case Op::kTouchAtimes: return "TouchAtimes";
     case Op::kRegisterNode: return "RegisterNode";
     case Op::kGetMap: return "GetMap";
     case Op::kNodeAdd: return "NodeAdd";

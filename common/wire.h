@@ -46,6 +46,7 @@ enum class Op : uint16_t {
   kGetBlocks,    // committed block versions of a file, from block `cookie` on
   kLock,         // take, change or drop an advisory lock (`lock`); may wait
   kGetLock,      // the first lock that would conflict with `lock` (F_GETLK)
+  kTouchAtimes,  // access times a mount stamped (`atimes`), in one batch
   kRegisterNode = 40,
   kGetMap,
   kNodeAdd,       // admit a joining node (`node`: addr, zone, weight); `flags` kDryRun
@@ -98,12 +99,20 @@ struct Attr {
   // Blocks recorded (kBlockSize each, fewer bytes where the file ends):
   // what st_blocks reports. kBlocksUnknown for inodes stored before it was kept.
   uint64_t blocks = 0;
+  // What the inode's xattrs hold, so a mount answers the kernel's ACL
+  // lookups without a round trip (AttrFlags).
+  uint32_t xflags = 0;
   template <class A>
   void serialize(A& ar) {
-    ar(ino, mode, nlink, uid, gid, rdev, size, atime, mtime, ctime, data_version, block_epoch, blocks);
+    ar(ino, mode, nlink, uid, gid, rdev, size, atime, mtime, ctime, data_version, block_epoch, blocks, xflags);
   }
 };
 constexpr uint64_t kBlocksUnknown = UINT64_MAX;
+enum AttrFlags : uint32_t {
+  kHasAccessAcl = 1,   // system.posix_acl_access is set
+  kHasDefaultAcl = 2,  // system.posix_acl_default is set
+  kXflagsUnknown = 1u << 31,  // stored before these were kept: ask
+};
 
 struct DirEntry {
   std::string name;
@@ -322,6 +331,13 @@ struct LockSpec {
   void serialize(A& ar) { ar(kind, type, owner, start, end, pid, wait, cancel); }
 };
 
+struct InodeTime {
+  uint64_t ino = 0;
+  Timespec time;
+  template <class A>
+  void serialize(A& ar) { ar(ino, time); }
+};
+
 // One request shape for every metadata op; each op reads the fields it needs.
 struct MetaRequest {
   uint64_t ino = 0, parent = 0, newparent = 0;
@@ -355,11 +371,13 @@ struct MetaRequest {
   // kLock and kGetLock; kSetAttr: an unlock of this session's kTruncate lock
   // applied once the change is made (no round trip of its own).
   LockSpec lock;
+  // kTouchAtimes: (inode, access time) pairs; an atime never moves back.
+  std::vector<InodeTime> atimes;
   template <class A>
   void serialize(A& ar) {
     ar(ino, parent, newparent, name, newname, value, mode, uid, gid, rdev, flags, mask, umask,
        size, cookie, max_entries, atime, mtime, node, opens, session, open_inos, blocks, epoch, sync,
-       closes, lock);
+       closes, lock, atimes);
   }
 };
 
@@ -410,11 +428,15 @@ struct MetaReply {
   std::vector<Attr> entry_attrs;  // kReaddir with kReaddirPlus: one per entry
   // kGetLock: the conflicting lock (type kUnlock: none).
   LockSpec lock;
+  // kSessionBeat: how long the service waits for a session's next beat
+  // before dropping it, its opens and its locks (the mount beats well within).
+  uint32_t session_timeout_ms = 0;
   template <class A>
   void serialize(A& ar) {
     ar(attr, entries, eof, value, statfs, map, node_id, dirs, runs, runs_end, prev_data_version,
        superseded, plan, health, reset_store, holders, gossip_seed, seq, durable_seq, journal,
-       events_addr, event_seq, event_incarnation, no_caps, reclaimed, moved, entry_attrs, lock);
+       events_addr, event_seq, event_incarnation, no_caps, reclaimed, moved, entry_attrs, lock,
+       session_timeout_ms);
   }
 };
 

@@ -33,6 +33,78 @@ void Filesystem::InvalidateAttr(uint64_t ino) {
   if (fuse_session* se = se_.load()) (void)fuse_lowlevel_notify_inval_inode(se, ino, -1, 0);
 }
 
+namespace {
+bool Before(const wire::Timespec& a, const wire::Timespec& b) {
+  return a.sec < b.sec || (a.sec == b.sec && a.nsec < b.nsec);
+}
+}  // namespace
+
+void Filesystem::Accessed(const std::shared_ptr<Inode>& inode, bool dir) {
+  if (opts_.atime == Options::Atime::kNoatime || (dir && opts_.nodiratime)) return;
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  const wire::Timespec now{ts.tv_sec, static_cast<uint32_t>(ts.tv_nsec)};
+  {
+    std::lock_guard<std::mutex> lock(inode->mu);
+    if (!inode->have_attr) return;
+    wire::Attr& a = inode->attr;
+    if (!AtimeDue(a) || !Before(a.atime, now)) return;
+    a.atime = now;
+  }
+  {
+    std::lock_guard<std::mutex> lock(atime_mu_);
+    atimes_[inode->ino] = now;
+  }
+  InvalidateAttr(inode->ino);  // the kernel's copy has the old one
+}
+
+bool Filesystem::AtimeDue(const wire::Attr& attr) const {
+  if (opts_.atime == Options::Atime::kNoatime) return false;
+  if (opts_.atime == Options::Atime::kStrictatime) return true;
+  wire::Attr a = attr;
+  OverlayAtime(&a);
+  // relatime: only an atime not after the last change, or a day old.
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return !Before(a.mtime, a.atime) || !Before(a.ctime, a.atime) || a.atime.sec + 86400 <= ts.tv_sec;
+}
+
+void Filesystem::OverlayAtime(wire::Attr* attr) const {
+  std::lock_guard<std::mutex> lock(atime_mu_);
+  if (atimes_.empty()) return;
+  auto it = atimes_.find(attr->ino);
+  if (it != atimes_.end() && Before(attr->atime, it->second)) attr->atime = it->second;
+}
+
+// Every second (lazytime: every minute) the access times stamped since go
+// in one request; they stay in atimes_ until recorded, so a GETATTR
+// answered meanwhile still shows them (OverlayAtime).
+void Filesystem::AtimeLoop() {
+  const auto every = std::chrono::milliseconds(opts_.lazytime ? opts_.lazy_flush_ms : opts_.atime_flush_ms);
+  std::unique_lock<std::mutex> lock(atime_mu_);
+  while (true) {
+    atime_cv_.wait_for(lock, every, [&] { return atime_stop_; });
+    const bool stop = atime_stop_;
+    std::vector<wire::InodeTime> batch;
+    for (const auto& [ino, t] : atimes_) batch.push_back({ino, t});
+    lock.unlock();
+    constexpr size_t kPerRequest = 4096;
+    for (size_t i = 0; i < batch.size(); i += kPerRequest) {
+      wire::MetaRequest m;
+      m.atimes.assign(batch.begin() + i, batch.begin() + std::min(batch.size(), i + kPerRequest));
+      wire::MetaReply r;
+      Status st = MetaCall(wire::Op::kTouchAtimes, m, &r);
+      if (!st.ok()) LOG_WARN("access times of %zu files: %s", m.atimes.size(), st.ToString().c_str());
+    }
+    lock.lock();
+    for (const auto& t : batch) {
+      auto it = atimes_.find(t.ino);
+      if (it != atimes_.end() && it->second == t.time) atimes_.erase(it);
+    }
+    if (stop) return;
+  }
+}
+
 void Filesystem::DropData(uint64_t ino) {
   data_->DropCache(ino);
   background_->Submit([this, ino] {
@@ -43,6 +115,7 @@ void Filesystem::DropData(uint64_t ino) {
 Filesystem::~Filesystem() { Stop(); }
 
 void Filesystem::Start() {
+  beat_ms_ = opts_.session_beat_ms;
   meta_ = std::make_unique<meta::Client>(opts_.meta);
   std::random_device rd;
   session_ = (uint64_t{rd()} << 32 | rd()) | 1;  // never 0
@@ -92,6 +165,7 @@ void Filesystem::Start() {
   background_ = std::make_unique<ThreadPool>(1);
   map_thread_ = std::thread([this] { RefreshMapLoop(); });
   closer_ = std::thread([this] { CloseLoop(); });
+  if (opts_.atime != Options::Atime::kNoatime) atimer_ = std::thread([this] { AtimeLoop(); });
 }
 
 // A subscriber to the cluster's gossip (never a member): liveness of every
@@ -134,6 +208,12 @@ void Filesystem::Stop() {
   }
   close_cv_.notify_all();
   if (closer_.joinable()) closer_.join();  // sends what is queued first
+  {
+    std::lock_guard<std::mutex> lock(atime_mu_);
+    atime_stop_ = true;
+  }
+  atime_cv_.notify_all();
+  if (atimer_.joinable()) atimer_.join();  // so do access times
   stop_cv_.notify_all();
   if (map_thread_.joinable()) map_thread_.join();
   blocks_.SetLiveness(nullptr);
@@ -166,8 +246,13 @@ void Filesystem::SessionBeat() {
     std::lock_guard<std::mutex> lock(inode->mu);
     for (int i = 0; i < inode->open_count; i++) req.open_inos.push_back(inode->ino);
   }
-  Status st = meta_->Call(wire::Op::kSessionBeat, req, nullptr);
+  wire::MetaReply rep;
+  Status st = meta_->Call(wire::Op::kSessionBeat, req, &rep);
   if (!st.ok()) LOG_WARN("session beat: %s", st.ToString().c_str());
+  // Beat four times within the service's timeout, whatever it is set to
+  // (a session it drops loses its locks).
+  if (st.ok() && rep.session_timeout_ms > 0)
+    beat_ms_ = std::min(opts_.session_beat_ms, std::max(250, static_cast<int>(rep.session_timeout_ms / 4)));
 }
 
 void Filesystem::RefreshMapLoop() {
@@ -180,7 +265,7 @@ void Filesystem::RefreshMapLoop() {
     lock.unlock();
     if (std::chrono::steady_clock::now() >= next_beat) {
       SessionBeat();
-      next_beat = std::chrono::steady_clock::now() + std::chrono::milliseconds(opts_.session_beat_ms);
+      next_beat = std::chrono::steady_clock::now() + std::chrono::milliseconds(beat_ms_.load());
     }
     // With gossip, the map is fetched when a newer epoch is announced (and
     // every map_fallback_ms in case an announcement was missed); without,
@@ -217,6 +302,13 @@ Status Filesystem::MetaCall(wire::Op op, wire::MetaRequest& req, wire::MetaReply
     // FreshAttr answer would not have.
     DropFresh(req.ino);
     if (rep) DropFresh(rep->moved);
+    if (op == wire::Op::kSetXattr || op == wire::Op::kRemoveXattr) {
+      // Perhaps an ACL: its flags here are old until the inode is read again.
+      if (auto inode = Find(req.ino)) {
+        std::lock_guard<std::mutex> lock(inode->mu);
+        inode->acl_known = false;
+      }
+    }
   }
   if (st.ok() && rep) {
     for (const wire::Attr& dir : rep->dirs) UpdateAttr(dir);
@@ -229,6 +321,7 @@ void Filesystem::DropFresh(uint64_t ino, bool foreign) {
   if (auto inode = Find(ino)) {
     std::unique_lock<std::mutex> lock(inode->mu);
     inode->fresh_until = {};
+    if (foreign) inode->acl_known = false;  // its ACLs may have changed too
     if (!foreign || inode->open_count == 0) return;
     inode->attr_stale = true;
     // Open here and changed by another mount: what this mount (and its
@@ -316,7 +409,9 @@ void Filesystem::FillStat(const wire::Attr& a, struct stat* st) const {
     bytes = a.blocks >= end / wire::kBlockSize + 1 ? end : std::min(end, a.blocks * uint64_t{wire::kBlockSize});
   }
   st->st_blocks = static_cast<blkcnt_t>(bytes / 512);
-  st->st_atim = {a.atime.sec, a.atime.nsec};
+  wire::Attr shown = a;
+  OverlayAtime(&shown);
+  st->st_atim = {shown.atime.sec, shown.atime.nsec};
   st->st_mtim = {a.mtime.sec, a.mtime.nsec};
   st->st_ctim = {a.ctime.sec, a.ctime.nsec};
 }
@@ -337,6 +432,7 @@ void Filesystem::Remember(const wire::Attr& attr, fuse_entry_param* e, const Sou
     if (inode->open_count == 0 || !inode->have_attr) {
       inode->attr = attr;
       inode->have_attr = true;
+      inode->acl_known = true;
     }
     shown.size = inode->Size();
     if (shown.size != attr.size) shown.blocks = wire::kBlocksUnknown;  // writes not counted yet
@@ -394,6 +490,7 @@ void Filesystem::UpdateAttr(const wire::Attr& attr) {
   std::lock_guard<std::mutex> lock(inode->mu);
   inode->attr = attr;
   inode->have_attr = true;
+  inode->acl_known = true;
   if (S_ISDIR(attr.mode)) {
     inode->fresh_until = std::chrono::steady_clock::now() +
                          std::chrono::duration_cast<std::chrono::steady_clock::duration>(
@@ -445,6 +542,7 @@ void Filesystem::AdoptAttrLocked(Inode& inode, const wire::Attr& attr, uint64_t 
   }
   inode.attr = attr;
   inode.have_attr = true;
+  inode.acl_known = true;
 }
 
 std::vector<wire::BlockState> Filesystem::TakeUncommittedLocked(Inode& inode) {

@@ -143,6 +143,15 @@ class Filesystem {
   void ReleaseFileLocks(const std::shared_ptr<Inode>& inode, OpenFile* file, bool flock_owner_known,
                         uint64_t flock_owner);
   void WaitForLockWaits();
+  // A read of `inode` (a listing, for a directory) happened: its access
+  // time moves on as Options::atime says, here at once, at the service
+  // with the next batch (never on the read path).
+  void Accessed(const std::shared_ptr<Inode>& inode, bool dir = false);
+  // Whether a read of a file with `attr` now would move its access time.
+  bool AtimeDue(const wire::Attr& attr) const;
+  // An access time stamped here and not yet recorded by the service
+  // replaces the older one in `attr` (a GETATTR answered meanwhile).
+  void OverlayAtime(wire::Attr* attr) const;
   // Flush + commit: what close() waits for.
   Status FlushAndCommit(const std::shared_ptr<Inode>& inode, OpenFile* file = nullptr);
 
@@ -150,7 +159,14 @@ class Filesystem {
   void RefreshMapLoop();
   void StartGossip();
   void SessionBeat();  // tells the service we live, and what we have open
+  std::atomic<int> beat_ms_{5000};  // the beat period: Options', or less if the service needs it
   void CloseLoop();
+  void AtimeLoop();
+  mutable std::mutex atime_mu_;
+  std::condition_variable atime_cv_;
+  std::map<uint64_t, wire::Timespec> atimes_;  // stamped here, not yet sent
+  bool atime_stop_ = false;
+  std::thread atimer_;
   void SendClosesLocked(std::vector<uint64_t> inos);  // session_mu_ held
   std::mutex close_mu_;
   std::condition_variable close_cv_;

@@ -62,6 +62,9 @@ struct Inode {
   int open_count = 0;
   int dir_opens = 0;  // opendir without releasedir, through this mount
   bool reval_queued = false, reval_again = false;  // Filesystem::DropFresh
+  // attr.xflags is current (no other mount's change heard since it was
+  // learnt): the kernel's ACL lookups are answered from it.
+  bool acl_known = false;
   // fcntl lock owners that took locks on this file through this mount: a
   // close (flush) by one of them drops its locks at the metadata service.
   std::set<uint64_t> lock_owners;

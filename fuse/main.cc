@@ -30,6 +30,7 @@ struct CmdOpts {
   unsigned long cache_mb = 0;
   int strict = 0;
   int help = 0;
+  int noatime = 0, strictatime = 0, lazytime = 0, nodiratime = 0;
 };
 
 const fuse_opt kOptSpec[] = {
@@ -40,6 +41,11 @@ const fuse_opt kOptSpec[] = {
     {"cache_mb=%lu", offsetof(CmdOpts, cache_mb), 0},
     {"strict", offsetof(CmdOpts, strict), 1},
     {"--strict", offsetof(CmdOpts, strict), 1},
+    {"noatime", offsetof(CmdOpts, noatime), 1},
+    {"strictatime", offsetof(CmdOpts, strictatime), 1},
+    {"relatime", offsetof(CmdOpts, strictatime), 0},  // the default
+    {"lazytime", offsetof(CmdOpts, lazytime), 1},
+    {"nodiratime", offsetof(CmdOpts, nodiratime), 1},
     {"-h", offsetof(CmdOpts, help), 1},
     {"--help", offsetof(CmdOpts, help), 1},
     FUSE_OPT_END,
@@ -55,6 +61,9 @@ void Usage(const char* prog) {
       "  -o cache_mb=N                      block cache size (default 1024)\n"
       "  -o strict, --strict                no name or attribute caching: another mount's\n"
       "                                     change shows at once (default: within 1 s)\n"
+      "  -o relatime|strictatime|noatime    access times: relatime (default) updates on a read\n"
+      "                                     when atime is not after mtime/ctime or a day old\n"
+      "  -o nodiratime, -o lazytime         no directory atimes; atime updates sent each minute\n"
       "  -f  stay in the foreground      -d  debug output (implies -f)\n"
       "  -o ro, -o allow_other, ...      ordinary FUSE mount options; fstab's and\n"
       "                                  systemd's (defaults, _netdev, nofail, x-...) are\n"
@@ -135,6 +144,15 @@ void Init(void* userdata, fuse_conn_info* conn) {
   // A symlink's target never changes (a new one is a new inode): the kernel
   // keeps it, instead of a readlink round trip on every path walk through it.
   if (conn->capable & FUSE_CAP_CACHE_SYMLINKS) conn->want |= FUSE_CAP_CACHE_SYMLINKS;
+  // POSIX ACLs: the kernel enforces them (reading them as xattrs); the
+  // metadata service keeps them in step with the mode and applies the
+  // umask itself, since a parent's default ACL replaces it (meta/acl.h).
+  // File handles outlive the kernel's inode cache (NFS re-export,
+  // open_by_handle_at): it looks them up again by "." and "..".
+  if (conn->capable & FUSE_CAP_EXPORT_SUPPORT) conn->want |= FUSE_CAP_EXPORT_SUPPORT;
+  if ((conn->capable & FUSE_CAP_POSIX_ACL) && (conn->capable & FUSE_CAP_DONT_MASK))
+    conn->want |= FUSE_CAP_POSIX_ACL | FUSE_CAP_DONT_MASK;
+  LOG_INFO("kernel capabilities %#x, wanted %#x", conn->capable, conn->want);
   fs->Start();
 }
 
@@ -151,8 +169,6 @@ int main(int argc, char* argv[]) {
     fprintf(stderr, "ringfs-mount: %s (see --help)\n", normal.error.c_str());
     return 2;
   }
-  for (const auto& o : normal.ignored)
-    fprintf(stderr, "ringfs-mount: option %s is not supported yet: ignored\n", o.c_str());
   std::vector<char*> normal_argv;
   for (const auto& a : normal.argv) normal_argv.push_back(const_cast<char*>(a.c_str()));
   fuse_args args = FUSE_ARGS_INIT(static_cast<int>(normal_argv.size()), normal_argv.data());
@@ -187,6 +203,10 @@ int main(int argc, char* argv[]) {
   Options o;
   o.meta = cmd.meta;
   if (cmd.cache_mb) o.cache_bytes = uint64_t{cmd.cache_mb} << 20;
+  if (cmd.strictatime) o.atime = Options::Atime::kStrictatime;
+  if (cmd.noatime) o.atime = Options::Atime::kNoatime;
+  o.lazytime = cmd.lazytime;
+  o.nodiratime = cmd.nodiratime;
   if (cmd.strict) {
     // Another mount's change shows at once: no entry, attribute or negative
     // caching, and every lookup asks the service.

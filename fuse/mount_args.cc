@@ -22,9 +22,9 @@ bool UserspaceOnly(const std::string& o) {
          StartsWith(o, "x-") || StartsWith(o, "comment=");
 }
 
-bool NotImplemented(const std::string& o) {
-  return OneOf(o, {"strictatime", "norelatime", "nodiratime", "diratime", "lazytime", "nolazytime"});
-}
+// Kernel filesystems' defaults, which change nothing here.
+bool Default(const std::string& o) { return OneOf(o, {"diratime", "nolazytime"}); }
+
 
 }  // namespace
 
@@ -36,11 +36,8 @@ MountArgs NormalizeMountArgs(const std::vector<std::string>& in, bool root) {
     std::stringstream ss(list);
     std::string o;
     while (std::getline(ss, o, ',')) {
-      if (o.empty() || UserspaceOnly(o) || o == "relatime") continue;
-      if (NotImplemented(o)) {
-        out.ignored.push_back(o);
-        continue;
-      }
+      if (o.empty() || UserspaceOnly(o) || Default(o)) continue;
+      if (o == "norelatime") o = "strictatime";  // what clearing relatime leaves
       if (o == "dev" || o == "nodev") have_dev = true;
       if (o == "suid" || o == "nosuid") have_suid = true;
       opts.push_back(o);

@@ -23,7 +23,6 @@ namespace ringfs::fuse {
 
 struct MountArgs {
   std::vector<std::string> argv;     // what to hand libfuse (argv[0] first)
-  std::vector<std::string> ignored;  // options dropped that a user may have meant (reported)
   std::string error;                 // non-empty: the command line is wrong
 };
 

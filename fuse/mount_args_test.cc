@@ -13,8 +13,8 @@ TEST(MountArgsTest, WhatMountAndFstabPassBecomesWhatLibfuseTakes) {
                                "comment=x,noauto,user,allow_other"},
                               /*root=*/true);
   EXPECT_EQ(r.error, "");
-  EXPECT_EQ(r.argv, (V{"ringfs-mount", "--cluster=tcp://10.0.0.1:7000", "/mnt", "-orw,noatime,allow_other,dev,suid"}));
-  EXPECT_TRUE(r.ignored.empty());
+  EXPECT_EQ(r.argv, (V{"ringfs-mount", "--cluster=tcp://10.0.0.1:7000", "/mnt",
+                       "-orw,relatime,noatime,allow_other,dev,suid"}));
 }
 
 TEST(MountArgsTest, SourceWithoutSchemeGetsTcp) {
@@ -35,10 +35,11 @@ TEST(MountArgsTest, DevAndSuidOnlyForRootAndUnlessToldOtherwise) {
             (V{"m", "--meta=tcp://a:1", "/mnt"}));
 }
 
-TEST(MountArgsTest, FlagsPassAndAtimeOptionsNotImplementedAreReported) {
-  auto r = NormalizeMountArgs({"m", "-f", "--cluster=tcp://a:1", "/mnt", "-o", "lazytime,strictatime,ro", "-d"}, false);
-  EXPECT_EQ(r.argv, (V{"m", "-f", "--cluster=tcp://a:1", "-d", "/mnt", "-oro"}));
-  EXPECT_EQ(r.ignored, (V{"lazytime", "strictatime"}));
+TEST(MountArgsTest, FlagsAndAtimeOptionsPass) {
+  auto r = NormalizeMountArgs(
+      {"m", "-f", "--cluster=tcp://a:1", "/mnt", "-o", "lazytime,diratime,nolazytime,norelatime,nodiratime,ro", "-d"},
+      false);
+  EXPECT_EQ(r.argv, (V{"m", "-f", "--cluster=tcp://a:1", "-d", "/mnt", "-olazytime,strictatime,nodiratime,ro"}));
 }
 
 TEST(MountArgsTest, BadCommandLinesAreErrors) {

@@ -48,6 +48,7 @@ bool NoteOpen(Filesystem* fs, const std::shared_ptr<Inode>& inode, const wire::A
   inode->cache_version = fresh.data_version;
   inode->cache_valid = true;
   if (!inode->wrote) inode->attr = fresh;
+  inode->acl_known = true;
   inode->have_attr = true;
   inode->open_count++;
   lock.unlock();
@@ -106,6 +107,9 @@ void DoOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   }
   fi->keep_cache = truncated ? NoteOpen(fs, inode, r.attr, {}, UINT64_MAX, r.no_caps)
                              : NoteOpen(fs, inode, r.attr, r.runs, r.runs_end, r.no_caps);
+  // Reads the kernel answers from its page cache never reach this mount:
+  // when this open's reads must move the access time, they come here.
+  if (fi->keep_cache && (fi->flags & O_ACCMODE) != O_WRONLY && fs->AtimeDue(r.attr)) fi->keep_cache = 0;
   fi->fh = NewOpenFile(inode, fi);
   if (fuse_reply_open(req, fi) != 0) {  // interrupted: no release will follow
     delete FileOf(fi);
@@ -180,6 +184,7 @@ void DoRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_in
   }
   auto r = fs->data().Read(inode, static_cast<uint64_t>(off), size, file_size);
   if (!r.ok()) return ReplyStatus(req, r.status());
+  fs->Accessed(inode);
   if (r->iov.empty()) return (void)fuse_reply_buf(req, nullptr, 0);
   fuse_reply_iov(req, r->iov.data(), static_cast<int>(r->iov.size()));
 }

@@ -47,6 +47,7 @@ Status Filesystem::Revalidate(uint64_t ino, bool kernel_now) {
     if (!inode->wrote && !inode->HasPendingWrites()) {
       inode->attr = rep.attr;
       inode->have_attr = true;
+      inode->acl_known = true;
       inode->attr_stale = false;
     }
   }

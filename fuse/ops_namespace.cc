@@ -36,15 +36,18 @@ void DoLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   RINGFS_FUSE_OP(Lookup);
   Filesystem* fs = Fs(req);
   // A create's own probe, in a directory whose every name this mount knows.
-  if (fs->dirs().KnownAbsent(parent, name)) return ReplyAbsent(req);
+  const bool dots = std::strcmp(name, ".") == 0 || std::strcmp(name, "..") == 0;
+  if (!dots && fs->dirs().KnownAbsent(parent, name)) return ReplyAbsent(req);
   wire::MetaRequest m;
   m.parent = parent;
   m.name = name;
   wire::MetaReply r;
   Status st = fs->MetaCall(Op::kLookup, m, &r, req);
+  // "." and ".." come only from file handles (NFS): a gone inode is stale.
+  if (dots && st.code() == ENOENT) return ReplyStatus(req, Status::Error(ESTALE, "inode gone"));
   if (st.code() == ENOENT) return ReplyAbsent(req);
   if (!st.ok()) return ReplyStatus(req, st);
-  ReplyEntry(req, r.attr, Filesystem::From(r, parent, name));
+  ReplyEntry(req, r.attr, dots ? Filesystem::Source{} : Filesystem::From(r, parent, name));
 }
 
 void DoForget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
@@ -419,6 +422,7 @@ void List(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info
       l->next = std::max<off_t>(l->next, static_cast<off_t>(e.cookie + 2));
     }
   }
+  if (off == 0) fs->Accessed(fs->Get(ino), /*dir=*/true);
   if (l && l->whole && all && r.eof) {
     fs->dirs().Listed(ino, l->names, l->incarnation, l->seq, l->mark);
     l->whole = false;

@@ -53,6 +53,17 @@ void DoGetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
       if (inode->no_caps && inode->open_count > 0) return (void)fuse_reply_err(req, ENODATA);
     }
   }
+  // The kernel asks for ACLs at permission checks (FUSE_CAP_POSIX_ACL):
+  // the inode's flags say when there is none, without a round trip.
+  const bool access = std::strcmp(name, "system.posix_acl_access") == 0;
+  if (access || std::strcmp(name, "system.posix_acl_default") == 0) {
+    if (auto inode = Fs(req)->Find(ino)) {
+      std::lock_guard<std::mutex> lock(inode->mu);
+      const uint32_t has = access ? wire::kHasAccessAcl : wire::kHasDefaultAcl;
+      if (inode->have_attr && inode->acl_known && !(inode->attr.xflags & (has | wire::kXflagsUnknown)))
+        return (void)fuse_reply_err(req, ENODATA);
+    }
+  }
   wire::MetaRequest m;
   m.ino = ino;
   m.name = name;

@@ -32,6 +32,17 @@ struct Options {
   int map_refresh_ms = 1000;        // how often the cluster map is re-read (no gossip)
   int map_fallback_ms = 10000;      // with gossip: re-read anyway this often
   int session_beat_ms = 5000;       // how often the service hears we live (and what is open)
+  // Access times (mount options relatime, noatime, strictatime): relatime,
+  // the kernel's default, updates on a read when atime is not after mtime
+  // or ctime, or is a day old. Updates are kept here and sent in batches
+  // every atime_flush_ms (lazytime: every lazy_flush_ms), never on the
+  // read path itself.
+  enum class Atime { kRelatime, kNoatime, kStrictatime };
+  Atime atime = Atime::kRelatime;
+  bool nodiratime = false;
+  bool lazytime = false;
+  int atime_flush_ms = 1000;
+  int lazy_flush_ms = 60000;
 };
 
 }  // namespace ringfs::fuse

@@ -86,6 +86,7 @@ bool Namespace::IsMutation(Op op) {
     case Op::kReclaim:
     case Op::kSetXattr:
     case Op::kRemoveXattr:
+    case Op::kTouchAtimes:
       return true;
     default:
       return false;
@@ -166,6 +167,8 @@ Status Namespace::Apply(lmdb::Txn& txn, Op op, const wire::MetaRequest& req, wir
       return ops::SetXattr(c);
     case Op::kRemoveXattr:
       return ops::RemoveXattr(c);
+    case Op::kTouchAtimes:
+      return ops::TouchAtimes(c);
     default:
       return Status::Error(EOPNOTSUPP, "not a mutation");
   }

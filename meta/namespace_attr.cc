@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "common/block_version.h"
+#include "meta/acl.h"
 #include "meta/namespace_ops.h"
 
 namespace ringfs::meta::ops {
@@ -96,6 +97,31 @@ Status Shrink(Ctx& c, Inode& n, uint64_t size) {
 
 }  // namespace
 
+void KnowXflags(Ctx& c, Inode& n) {
+  if (!(n.attr.xflags & wire::kXflagsUnknown)) return;
+  n.attr.xflags = 0;
+  if (c.t.GetXattr(n.attr.ino, acl::kAccess).ok()) n.attr.xflags |= wire::kHasAccessAcl;
+  if (c.t.GetXattr(n.attr.ino, acl::kDefault).ok()) n.attr.xflags |= wire::kHasDefaultAcl;
+}
+
+// Access times from a mount (relatime, fuse/filesystem.h Accessed): no
+// ctime stamp, never backwards; an inode removed since is skipped.
+Status TouchAtimes(Ctx& c) {
+  constexpr size_t kMaxAtimes = 8192;
+  if (c.req.atimes.size() > kMaxAtimes) return Status::Error(E2BIG, "too many access times in one batch");
+  for (const wire::InodeTime& t : c.req.atimes) {
+    if (!ValidTime(t.time)) return Status::Error(EINVAL, "bad timestamp");
+    auto n = c.t.GetInode(t.ino);
+    if (!n.ok() && n.status().code() == ENOENT) continue;
+    if (!n.ok()) return n.status();
+    wire::Timespec& a = n->attr.atime;
+    if (a.sec > t.time.sec || (a.sec == t.time.sec && a.nsec >= t.time.nsec)) continue;
+    a = t.time;
+    RETURN_IF_ERROR(c.t.PutInode(*n));
+  }
+  return Status::OK();
+}
+
 Status SetAttr(Ctx& c) {
   using namespace wire;  // SetAttrMask bits
   const wire::MetaRequest& r = c.req;
@@ -111,7 +137,17 @@ Status SetAttr(Ctx& c) {
   if (!r.blocks.empty() && !(r.mask & (kSetSize | kSetWriteEnd)))
     return Status::Error(EINVAL, "block versions without a size change");
 
-  if (r.mask & kSetMode) a.mode = (a.mode & S_IFMT) | (r.mode & 07777);
+  if (r.mask & kSetMode) {
+    a.mode = (a.mode & S_IFMT) | (r.mode & 07777);
+    // chmod moves the access ACL's owner, mask (or group) and other entries.
+    KnowXflags(c, n);
+    if (a.xflags & kHasAccessAcl) {
+      ASSIGN_OR_RETURN(std::string x, c.t.GetXattr(a.ino, acl::kAccess));
+      ASSIGN_OR_RETURN(acl::Acl acl_now, acl::Acl::Parse(x));
+      acl_now.Chmod(a.mode);
+      RETURN_IF_ERROR(c.t.PutXattr(a.ino, acl::kAccess, acl_now.Serialize()));
+    }
+  }
   if (r.mask & kSetUid) a.uid = r.uid;
   if (r.mask & kSetGid) a.gid = r.gid;
   if (r.mask & kSetWriteEnd) {  // the writes buffered before this change, as CommitWrite
@@ -200,7 +236,26 @@ Status SetXattr(Ctx& c) {
   if (!old.ok() && old.status().code() != ENODATA) return old.status();
   if (old.ok() && (r.flags & XATTR_CREATE)) return Status::Error(EEXIST, "xattr exists");
   if (!old.ok() && (r.flags & XATTR_REPLACE)) return Status::Error(ENODATA, "no such xattr");
-  RETURN_IF_ERROR(c.t.PutXattr(r.ino, r.name, r.value));
+  KnowXflags(c, n);
+  if (r.name == acl::kAccess) {
+    // The mode follows the ACL; one the mode says entirely is not kept.
+    ASSIGN_OR_RETURN(acl::Acl a, acl::Acl::Parse(r.value));
+    n.attr.mode = (n.attr.mode & ~0777u) | a.ModeBits();
+    if (a.EquivalentToMode()) {
+      if (old.ok()) RETURN_IF_ERROR(c.t.DelXattr(r.ino, r.name));
+      n.attr.xflags &= ~wire::kHasAccessAcl;
+    } else {
+      RETURN_IF_ERROR(c.t.PutXattr(r.ino, r.name, a.Serialize()));
+      n.attr.xflags |= wire::kHasAccessAcl;
+    }
+  } else if (r.name == acl::kDefault) {
+    if (!n.is_dir()) return Status::Error(EACCES, "a default ACL on a non-directory");
+    ASSIGN_OR_RETURN(acl::Acl a, acl::Acl::Parse(r.value));
+    RETURN_IF_ERROR(c.t.PutXattr(r.ino, r.name, a.Serialize()));
+    n.attr.xflags |= wire::kHasDefaultAcl;
+  } else {
+    RETURN_IF_ERROR(c.t.PutXattr(r.ino, r.name, r.value));
+  }
   n.attr.ctime = c.now;
   RETURN_IF_ERROR(c.t.PutInode(n));
   c.rep->attr = n.attr;
@@ -211,6 +266,9 @@ Status RemoveXattr(Ctx& c) {
   RETURN_IF_ERROR(CheckXattrName(c.req.name));
   ASSIGN_OR_RETURN(Inode n, c.t.GetInode(c.req.ino));
   RETURN_IF_ERROR(c.t.DelXattr(c.req.ino, c.req.name));
+  KnowXflags(c, n);
+  if (c.req.name == acl::kAccess) n.attr.xflags &= ~wire::kHasAccessAcl;
+  if (c.req.name == acl::kDefault) n.attr.xflags &= ~wire::kHasDefaultAcl;
   n.attr.ctime = c.now;
   RETURN_IF_ERROR(c.t.PutInode(n));
   c.rep->attr = n.attr;

@@ -3,6 +3,7 @@
 
 #include <climits>
 
+#include "meta/acl.h"
 #include "meta/namespace_ops.h"
 
 namespace ringfs::meta::ops {
@@ -25,9 +26,24 @@ Result<Inode> ParentForNew(StoreTxn& t, uint64_t parent, std::string_view name) 
 
 // Creates inode of `mode` (type and permission bits, umask already applied)
 // under parent/name and links it in.
-Status CreateNodeAt(Ctx& c, uint64_t parent, std::string_view name, uint32_t mode, uint32_t rdev, Inode* out) {
+Status CreateNodeAt(Ctx& c, uint64_t parent, std::string_view name, uint32_t mode, uint32_t umask, uint32_t rdev,
+                    Inode* out) {
   ASSIGN_OR_RETURN(Inode dir, ParentForNew(c.t, parent, name));
   ASSIGN_OR_RETURN(uint64_t ino, c.t.AllocIno());
+  // The parent's default ACL, if any, decides the permissions instead of
+  // the umask, and becomes the new inode's access ACL (and a directory's
+  // default ACL too). Symlinks take none.
+  std::optional<acl::Acl> access;
+  std::string inherited;
+  KnowXflags(c, dir);
+  if ((dir.attr.xflags & wire::kHasDefaultAcl) && !S_ISLNK(mode)) {
+    ASSIGN_OR_RETURN(inherited, c.t.GetXattr(dir.attr.ino, acl::kDefault));
+    ASSIGN_OR_RETURN(acl::Acl d, acl::Acl::Parse(inherited));
+    mode = d.CreateMasq(mode);
+    if (!d.EquivalentToMode()) access = std::move(d);
+  } else {
+    mode &= ~(umask & 0777);
+  }
   Inode n;
   wire::Attr& a = n.attr;
   a.ino = ino;
@@ -45,6 +61,14 @@ Status CreateNodeAt(Ctx& c, uint64_t parent, std::string_view name, uint32_t mod
     n.parent = dir.attr.ino;
     dir.attr.nlink++;  // the child's ".."
   }
+  if (access) {
+    RETURN_IF_ERROR(c.t.PutXattr(ino, acl::kAccess, access->Serialize()));
+    a.xflags |= wire::kHasAccessAcl;
+  }
+  if (S_ISDIR(mode) && !inherited.empty()) {
+    RETURN_IF_ERROR(c.t.PutXattr(ino, acl::kDefault, inherited));
+    a.xflags |= wire::kHasDefaultAcl;
+  }
   RETURN_IF_ERROR(c.t.AddEntry(dir, name, ino, mode & S_IFMT));
   RETURN_IF_ERROR(StoreChangedDir(c, dir));
   RETURN_IF_ERROR(c.t.PutInode(n));
@@ -55,10 +79,10 @@ Status CreateNodeAt(Ctx& c, uint64_t parent, std::string_view name, uint32_t mod
 namespace {
 
 Status CreateNode(Ctx& c, uint32_t mode, uint32_t rdev, Inode* out) {
-  return CreateNodeAt(c, c.req.parent, c.req.name, mode, rdev, out);
+  return CreateNodeAt(c, c.req.parent, c.req.name, mode, c.req.umask, rdev, out);
 }
 
-uint32_t Perms(const wire::MetaRequest& req) { return req.mode & 07777 & ~req.umask; }
+uint32_t Perms(const wire::MetaRequest& req) { return req.mode & 07777; }  // umask: CreateNodeAt
 
 }  // namespace
 
@@ -87,7 +111,7 @@ Status Symlink(Ctx& c) {
   if (c.req.value.empty()) return Status::Error(ENOENT, "empty symlink target");
   if (c.req.value.size() >= PATH_MAX) return Status::Error(ENAMETOOLONG, "symlink target");
   Inode n;
-  RETURN_IF_ERROR(CreateNode(c, S_IFLNK | 0777, 0, &n));
+  RETURN_IF_ERROR(CreateNodeAt(c, c.req.parent, c.req.name, S_IFLNK | 0777, /*umask=*/0, 0, &n));
   n.attr.size = c.req.value.size();
   RETURN_IF_ERROR(c.t.PutInode(n));
   RETURN_IF_ERROR(c.t.PutSymlink(n.attr.ino, c.req.value));

@@ -25,6 +25,9 @@ Status CheckXattrName(std::string_view name);
 // Stores a directory whose entries changed: mtime = ctime = now, and its new
 // attributes go back in the reply so the client need not ask again.
 Status StoreChangedDir(Ctx& c, Inode& dir);
+// An inode stored before its xattr flags were kept (wire::kXflagsUnknown)
+// has them found now.
+void KnowXflags(Ctx& c, Inode& n);
 
 // namespace_read.cc
 Status Lookup(Ctx& c);
@@ -41,8 +44,11 @@ Status Mkdir(Ctx& c);
 Status Mknod(Ctx& c);
 Status Symlink(Ctx& c);
 Status Link(Ctx& c);
-// A new inode of `mode` named `parent`/`name` (a whiteout left by rename).
-Status CreateNodeAt(Ctx& c, uint64_t parent, std::string_view name, uint32_t mode, uint32_t rdev, Inode* out);
+// A new inode named `parent`/`name`: `mode` is its type and the
+// permissions asked for, before `umask` (which a default ACL of the
+// parent replaces: the new inode inherits it).
+Status CreateNodeAt(Ctx& c, uint64_t parent, std::string_view name, uint32_t mode, uint32_t umask, uint32_t rdev,
+                    Inode* out);
 
 // namespace_remove.cc
 Status Unlink(Ctx& c);
@@ -54,6 +60,7 @@ Status Rename(Ctx& c);
 
 // namespace_attr.cc
 Status SetAttr(Ctx& c);
+Status TouchAtimes(Ctx& c);
 Status CommitWrite(Ctx& c);
 Status ReportBadCopy(Ctx& c);
 Status SetXattr(Ctx& c);

@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "meta/namespace_ops.h"
+#include "meta/schema.h"
 
 namespace ringfs::meta::ops {
 
@@ -19,6 +20,22 @@ constexpr size_t kMaxRuns = 16384;
 }  // namespace
 
 Status Lookup(Ctx& c) {
+  // NFS re-export: a file handle names an inode the kernel may have
+  // forgotten; it finds it again by "." of the inode itself (any type) and
+  // a directory's parent by "..".
+  if (c.req.name == ".") {
+    ASSIGN_OR_RETURN(Inode n, c.t.GetInode(c.req.parent));
+    // Removed (kept only while open somewhere): a handle to it is stale.
+    if (n.attr.nlink == 0) return Status::Error(ENOENT, "inode removed");
+    c.rep->attr = n.attr;
+    return Status::OK();
+  }
+  if (c.req.name == "..") {
+    ASSIGN_OR_RETURN(Inode dir, c.t.GetDir(c.req.parent));
+    ASSIGN_OR_RETURN(Inode up, c.t.GetInode(dir.attr.ino == schema::kRootIno ? dir.attr.ino : dir.parent));
+    c.rep->attr = up.attr;
+    return Status::OK();
+  }
   RETURN_IF_ERROR(CheckName(c.req.name));
   ASSIGN_OR_RETURN(Inode dir, c.t.GetDir(c.req.parent));
   ASSIGN_OR_RETURN(Dirent e, c.t.GetEntry(dir.attr.ino, c.req.name));

@@ -135,7 +135,7 @@ Status Rename(Ctx& c) {
     // overlayfs: the old name now says "deleted here" to the layers below,
     // a 0/0 character device in place of the entry that moved.
     Inode whiteout;
-    RETURN_IF_ERROR(CreateNodeAt(c, c.req.parent, c.req.name, S_IFCHR, 0, &whiteout));
+    RETURN_IF_ERROR(CreateNodeAt(c, c.req.parent, c.req.name, S_IFCHR, 0, 0, &whiteout));
   }
   return Status::OK();
 }

@@ -1,6 +1,7 @@
 #include "common/codec.h"
 #include "common/wire_printers.h"
 #include "meta/namespace.h"
+#include "meta/acl.h"
 
 #include <gtest/gtest.h>
 #include <linux/fs.h>
@@ -203,9 +204,17 @@ TEST_F(NamespaceTest, NameChecks) {
   for (const char* bad : {"", ".", "..", "a/b"}) {
     EXPECT_ERRNO(Create(kRoot, bad), EINVAL);
     EXPECT_ERRNO(Mkdir(kRoot, bad), EINVAL);
-    EXPECT_ERRNO(Lookup(kRoot, bad), EINVAL);
+    if (std::string(bad) != "." && std::string(bad) != "..") EXPECT_ERRNO(Lookup(kRoot, bad), EINVAL);
     EXPECT_ERRNO(Rename(kRoot, "file", kRoot, bad), EINVAL);
   }
+  // "." and ".." are how file handles find an inode again (NFS): the inode
+  // itself, of any type, and a directory's parent.
+  auto d = Mkdir(kRoot, "d");
+  EXPECT_EQ(Lookup(f->ino, ".")->ino, f->ino);
+  EXPECT_EQ(Lookup(d->ino, "..")->ino, kRoot);
+  EXPECT_EQ(Lookup(kRoot, "..")->ino, kRoot);
+  EXPECT_ERRNO(Lookup(f->ino, ".."), ENOTDIR);
+  EXPECT_ERRNO(Lookup(999999, "."), ENOENT);
   EXPECT_ERRNO(Create(kRoot, std::string(256, 'x')), ENAMETOOLONG);
   EXPECT_ERRNO(Lookup(kRoot, std::string(256, 'x')), ENAMETOOLONG);
   EXPECT_TRUE(Create(kRoot, std::string(255, 'x')).ok());
@@ -1366,6 +1375,95 @@ TEST_F(NamespaceTest, Xattrs) {
   EXPECT_ERRNO(W(Op::kSetXattr, q), ENOENT);
 }
 
+TEST_F(NamespaceTest, AclsKeepTheModeInStepAndAreInherited) {
+  using namespace acl;
+  auto xattr = [](std::vector<Entry> es) {
+    Acl a;
+    a.entries = std::move(es);
+    return a.Serialize();
+  };
+  auto set = [&](uint64_t ino, std::string_view name, const std::string& v) {
+    MetaRequest q;
+    q.ino = ino;
+    q.name = std::string(name);
+    q.value = v;
+    MetaReply p;
+    return AttrOf(W(Op::kSetXattr, q, &p), p);
+  };
+  auto get = [&](uint64_t ino, std::string_view name) -> Result<Acl> {
+    MetaRequest q;
+    q.ino = ino;
+    q.name = std::string(name);
+    MetaReply p;
+    RETURN_IF_ERROR(R(Op::kGetXattr, q, &p));
+    return Acl::Parse(p.value);
+  };
+  auto f = Create(kRoot, "f", S_IFREG | 0644);
+  EXPECT_EQ(f->xflags, 0u);
+  // An access ACL sets the mode: the mask stands for the group bits.
+  auto a = set(f->ino, kAccess, xattr({{kUserObj, 6, 0}, {kUser, 7, 42}, {kGroupObj, 4, 0}, {kMask, 5, 0}, {kOther, 0, 0}}));
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  EXPECT_EQ(a->mode & 0777, 0650u);
+  EXPECT_EQ(a->xflags, uint32_t{wire::kHasAccessAcl});
+  // chmod moves the mask (not the group entry) and the owner and other entries.
+  MetaRequest q;
+  q.ino = f->ino;
+  q.mask = wire::kSetMode;
+  q.mode = 0704;
+  ASSERT_TRUE(W(Op::kSetAttr, q).ok());
+  auto now = get(f->ino, kAccess);
+  ASSERT_TRUE(now.ok());
+  EXPECT_EQ(now->ModeBits(), 0704u);
+  EXPECT_EQ(now->entries[2].perm, 4u);
+  // One the mode says entirely is not kept.
+  a = set(f->ino, kAccess, xattr({{kUserObj, 7, 0}, {kGroupObj, 5, 0}, {kOther, 1, 0}}));
+  EXPECT_EQ(a->mode & 0777, 0751u);
+  EXPECT_EQ(a->xflags, 0u);
+  EXPECT_ERRNO(get(f->ino, kAccess), ENODATA);
+  EXPECT_ERRNO(set(f->ino, kAccess, "junk!"), EINVAL);
+  EXPECT_ERRNO(set(f->ino, kDefault, xattr({{kUserObj, 7, 0}, {kGroupObj, 5, 0}, {kOther, 1, 0}})), EACCES);
+
+  // A default ACL replaces the umask for what is made in the directory.
+  auto d = Mkdir(kRoot, "d", 0755);
+  const std::string dflt = xattr({{kUserObj, 7, 0}, {kUser, 7, 42}, {kGroupObj, 5, 0}, {kMask, 7, 0}, {kOther, 0, 0}});
+  ASSERT_TRUE(set(d->ino, kDefault, dflt).ok());
+  MetaRequest c;
+  c.parent = d->ino;
+  c.name = "new";
+  c.mode = S_IFREG | 0666;
+  c.umask = 022;
+  MetaReply p;
+  ASSERT_TRUE(W(Op::kMknod, c, &p).ok());
+  EXPECT_EQ(p.attr.mode, uint32_t{S_IFREG | 0660});  // not 0644: the umask is not used
+  EXPECT_EQ(p.attr.xflags, uint32_t{wire::kHasAccessAcl});
+  auto inherited = get(p.attr.ino, kAccess);
+  ASSERT_TRUE(inherited.ok());
+  EXPECT_EQ(inherited->entries[1].id, 42u);
+  EXPECT_EQ(inherited->entries[3].perm, 6u);  // the mask, limited by the mode's group bits
+  // A subdirectory gets it as its default ACL too; a symlink takes none.
+  c.name = "sub";
+  c.mode = 0777;
+  ASSERT_TRUE(W(Op::kMkdir, c, &p).ok());
+  EXPECT_EQ(p.attr.mode, uint32_t{S_IFDIR | 0770});
+  EXPECT_EQ(p.attr.xflags, uint32_t{wire::kHasAccessAcl | wire::kHasDefaultAcl});
+  EXPECT_TRUE(get(p.attr.ino, kDefault).ok());
+  c.name = "link";
+  c.value = "target";
+  ASSERT_TRUE(W(Op::kSymlink, c, &p).ok());
+  EXPECT_EQ(p.attr.mode, uint32_t{S_IFLNK | 0777});
+  EXPECT_EQ(p.attr.xflags, 0u);
+  // Without a default ACL the umask applies; removing one ends inheritance.
+  MetaRequest rm;
+  rm.ino = d->ino;
+  rm.name = std::string(kDefault);
+  ASSERT_TRUE(W(Op::kRemoveXattr, rm).ok());
+  c.name = "plain";
+  c.mode = S_IFREG | 0666;
+  ASSERT_TRUE(W(Op::kMknod, c, &p).ok());
+  EXPECT_EQ(p.attr.mode, uint32_t{S_IFREG | 0644});
+  EXPECT_EQ(p.attr.xflags, 0u);
+}
+
 TEST_F(NamespaceTest, StatfsCountsInodes) {
   MetaReply p;
   ASSERT_TRUE(R(Op::kStatfs, {}, &p).ok());
@@ -1437,7 +1535,9 @@ TEST_F(NamespaceTest, RenameWithinADirectoryKeepsTheEntrysPlace) {
     for (const auto& e : p.entries) {
       seen.push_back(e.name);
       cookie = e.cookie;
-      if (e.name[0] == 'f') ASSERT_TRUE(Rename(d->ino, e.name, d->ino, "r" + e.name.substr(1)).ok());
+      if (e.name[0] == 'f') {
+        ASSERT_TRUE(Rename(d->ino, e.name, d->ino, "r" + e.name.substr(1)).ok());
+      }
     }
     if (p.eof) break;
   }

@@ -21,8 +21,8 @@ namespace {
 static_assert(std::endian::native == std::endian::little, "values are stored little-endian");
 
 // Format 2 appends block_epoch; format 1 records (before it) read as epoch 0.
-constexpr uint8_t kInodeFormat = 3;  // 3: + blocks recorded
-constexpr size_t kInodeBytes = 1 + 8 + 5 * 4 + 8 + 3 * 12 + 8 + 8 + 8 + 8 + 8;
+constexpr uint8_t kInodeFormat = 3;  // 3: + blocks recorded, xattr flags
+constexpr size_t kInodeBytes = 1 + 8 + 5 * 4 + 8 + 3 * 12 + 8 + 8 + 8 + 8 + 8 + 4;
 constexpr size_t kMaxHolders = 64;
 constexpr size_t kDirentBytes = 8 + 4 + 8;
 
@@ -76,6 +76,7 @@ std::string PackInode(const Inode& n) {
   Put(out, n.next_seq);
   Put(out, a.block_epoch);
   Put(out, a.blocks);
+  Put(out, a.xflags);
   return out;
 }
 
@@ -101,6 +102,7 @@ Result<Inode> UnpackInode(std::string_view s) {
   if (format >= 2) a.block_epoch = r.Get<uint64_t>();
   // Not kept before format 3: counted when the file's blocks next change.
   a.blocks = format >= 3 ? r.Get<uint64_t>() : wire::kBlocksUnknown;
+  a.xflags = format >= 3 ? r.Get<uint32_t>() : wire::kXflagsUnknown;
   if (!r.ok) return Status::Error(EIO, "short inode record");
   return n;
 }

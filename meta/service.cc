@@ -252,6 +252,9 @@ void Service::PublishChanges(Op op, const wire::MetaRequest& req, wire::MetaRepl
     case Op::kRemoveXattr:
       touched(req.ino);
       break;
+    case Op::kTouchAtimes:
+      for (const auto& t : req.atimes) touched(t.ino);
+      break;
     default:
       return;
   }
@@ -346,7 +349,9 @@ void Service::Handle(rpc::Message&& m, rpc::Responder&& r) {
   }
   if (op == Op::kSessionBeat) {
     for (uint64_t ino : open_files_.Beat(req.session, req.open_inos, now)) Reclaim(ino);
-    return Send(r, Status::OK(), wire::MetaReply{});
+    wire::MetaReply rep;
+    rep.session_timeout_ms = static_cast<uint32_t>(opts_.session_timeout_ms);
+    return Send(r, Status::OK(), rep);
   }
   if (op == Op::kReclaim) {  // deferred to the last close when open anywhere
     (void)Reclaim(req.ino, std::make_shared<rpc::Responder>(std::move(r)));
