@@ -107,9 +107,10 @@ void DoOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   }
   fi->keep_cache = truncated ? NoteOpen(fs, inode, r.attr, {}, UINT64_MAX, r.no_caps)
                              : NoteOpen(fs, inode, r.attr, r.runs, r.runs_end, r.no_caps);
-  // Reads the kernel answers from its page cache never reach this mount:
-  // when this open's reads must move the access time, they come here.
-  if (fi->keep_cache && (fi->flags & O_ACCMODE) != O_WRONLY && fs->AtimeDue(r.attr)) fi->keep_cache = 0;
+  // Reads the kernel answers from its page cache never reach this mount,
+  // so a readable open moves the access time when it is due (what the
+  // open is for; a read that does reach the mount checks again).
+  if ((fi->flags & O_ACCMODE) != O_WRONLY) fs->Accessed(inode);
   fi->fh = NewOpenFile(inode, fi);
   if (fuse_reply_open(req, fi) != 0) {  // interrupted: no release will follow
     delete FileOf(fi);
