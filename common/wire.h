@@ -307,7 +307,7 @@ enum SetAttrMask : uint32_t {
 };
 
 // Advisory locks held by the metadata service for client sessions
-// (meta/locks.h). Kinds never conflict with each other.
+// (common/lock_table.h). Kinds never conflict with each other.
 enum class LockKind : uint8_t {
   kPosix = 0,     // fcntl record locks and OFD locks: byte ranges per owner
   kFlock = 1,     // flock(2): the whole file, per open file description
@@ -336,6 +336,13 @@ struct InodeTime {
   Timespec time;
   template <class A>
   void serialize(A& ar) { ar(ino, time); }
+};
+
+struct InodeLock {
+  uint64_t ino = 0;
+  LockSpec lock;
+  template <class A>
+  void serialize(A& ar) { ar(ino, lock); }
 };
 
 // One request shape for every metadata op; each op reads the fields it needs.
@@ -373,11 +380,14 @@ struct MetaRequest {
   LockSpec lock;
   // kTouchAtimes: (inode, access time) pairs; an atime never moves back.
   std::vector<InodeTime> atimes;
+  // kSessionBeat: every lock the session holds, taken back by a service
+  // that restarted (until each session it knew has beaten, new locks wait).
+  std::vector<InodeLock> held_locks;
   template <class A>
   void serialize(A& ar) {
     ar(ino, parent, newparent, name, newname, value, mode, uid, gid, rdev, flags, mask, umask,
        size, cookie, max_entries, atime, mtime, node, opens, session, open_inos, blocks, epoch, sync,
-       closes, lock, atimes);
+       closes, lock, atimes, held_locks);
   }
 };
 

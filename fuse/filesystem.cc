@@ -246,6 +246,7 @@ void Filesystem::SessionBeat() {
     std::lock_guard<std::mutex> lock(inode->mu);
     for (int i = 0; i < inode->open_count; i++) req.open_inos.push_back(inode->ino);
   }
+  req.held_locks = held_locks_.HeldBy(1);
   wire::MetaReply rep;
   Status st = meta_->Call(wire::Op::kSessionBeat, req, &rep);
   if (!st.ok()) LOG_WARN("session beat: %s", st.ToString().c_str());
@@ -737,7 +738,7 @@ Status Filesystem::Truncate(const std::shared_ptr<Inode>& inode, uint64_t size, 
   RETURN_IF_ERROR(FlushAndCommit(inode));
   // One truncation of a file at a time, cluster-wide: two mounts cutting
   // from the same committed version to different ones would leave no
-  // replica at a version either could commit (meta/locks.h). Released by
+  // replica at a version either could commit (common/lock_table.h). Released by
   // the SetAttr that records the cut, or below when there is none.
   static std::atomic<uint64_t> next_owner{1};
   wire::LockSpec lk;
@@ -747,9 +748,12 @@ Status Filesystem::Truncate(const std::shared_ptr<Inode>& inode, uint64_t size, 
   lk.end = wire::kLockToEnd;
   lk.wait = true;
   Status st;
-  do {
+  while (true) {
+    const auto asked = std::chrono::steady_clock::now();
     st = LockCall(wire::Op::kLock, inode->ino, lk);
-  } while (st.code() == ETIMEDOUT && !stop_);
+    if (st.code() != ETIMEDOUT || stop_) break;
+    PauseIfQuick(asked);
+  }
   if (!st.ok()) return st;
   wire::LockSpec unlock = lk;
   unlock.type = wire::LockType::kUnlock;

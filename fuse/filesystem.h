@@ -15,6 +15,7 @@
 #include <unordered_map>
 
 #include "blockd/client.h"
+#include "common/lock_table.h"
 #include "fuse/data_path.h"
 #include "fuse/dir_cache.h"
 #include "fuse/fuse_api.h"
@@ -189,6 +190,11 @@ class Filesystem {
   std::unordered_map<uint64_t, std::shared_ptr<Inode>> table_;
 
   std::atomic<bool> stop_{false};
+  // The locks this mount holds at the service, kept here as the service's
+  // table keeps them (one session): re-asserted by the session beat after
+  // the service restarted.
+  LockTable held_locks_;
+  void NoteLock(uint64_t ino, const wire::LockSpec& lk);
   std::mutex waits_mu_;  // blocking lock requests in progress
   std::condition_variable waits_cv_;
   int waits_ = 0;
@@ -197,6 +203,11 @@ class Filesystem {
   std::thread map_thread_;
   std::unique_ptr<gossip::ZmqGossip> gossip_;  // observer; null without gossip
 };
+
+// A lock wait the service answered at once with ETIMEDOUT (it restarted
+// and sessions are still taking their locks back): a pause before asking
+// again, not a spin.
+void PauseIfQuick(std::chrono::steady_clock::time_point asked);
 
 // FUSE requests served, by type (common/op_stats.h).
 enum class FuseOp : size_t { kOpen, kCreate, kRead, kWrite, kFlush, kRelease, kFsync, kLookup, kForget, kForgetMulti, kGetattr, kSetattr, kMknod, kMkdir, kSymlink, kLink, kUnlink, kRmdir, kRename, kReadlink, kOpendir, kReaddir, kReaddirplus, kReleasedir, kStatfs, kFsyncdir, kSetxattr, kGetxattr, kListxattr, kRemovexattr, kGetlk, kSetlk, kFlock, kFallocate, kCount };

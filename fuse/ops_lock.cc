@@ -1,5 +1,5 @@
 // Advisory locks, held by the metadata service so that every mount of the
-// cluster sees them (meta/locks.h): fcntl record locks (OFD locks arrive as
+// cluster sees them (common/lock_table.h): fcntl record locks (OFD locks arrive as
 // fcntl locks owned by the open file description) and flock locks. A
 // blocking request waits on a thread of its own, not a FUSE worker's, and
 // an interrupt (a signal to the waiting process) cancels it at the service.
@@ -83,8 +83,20 @@ void OnInterrupt(fuse_req_t, void* data) {
 
 }  // namespace
 
+void PauseIfQuick(std::chrono::steady_clock::time_point asked) {
+  if (std::chrono::steady_clock::now() - asked < std::chrono::milliseconds(100))
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+}
+
+void Filesystem::NoteLock(uint64_t ino, const LockSpec& lk) {
+  LockSpec mine = lk;
+  mine.wait = false;
+  (void)held_locks_.Acquire(1, ino, mine, nullptr);  // as the service applied it: no conflict
+}
+
 void Filesystem::Lock(fuse_req_t req, uint64_t ino, const LockSpec& lk) {
   auto finish = [this, ino, lk](fuse_req_t r, Status st) {
+    if (st.ok()) NoteLock(ino, lk);
     if (st.ok() && lk.type != LockType::kUnlock && lk.kind != LockKind::kTruncate) {
       Status fresh = Revalidate(ino);
       if (!fresh.ok()) LOG_WARN("revalidating %lu after a lock: %s", (unsigned long)ino, fresh.ToString().c_str());
@@ -113,9 +125,11 @@ void Filesystem::Lock(fuse_req_t req, uint64_t ino, const LockSpec& lk) {
     fuse_req_interrupt_func(w->req, OnInterrupt, w.get());
     Status st;
     while (true) {
+      const auto asked = std::chrono::steady_clock::now();
       st = LockCall(wire::Op::kLock, w->ino, w->lk);
       // The service answers a wait after a while with ETIMEDOUT: ask again.
       if (st.code() != ETIMEDOUT) break;
+      PauseIfQuick(asked);
       if (w->interrupted || fuse_req_interrupted(w->req)) {
         st = Status::Error(EINTR, "interrupted");
         break;
@@ -140,6 +154,7 @@ void Filesystem::ReleaseLocks(const std::shared_ptr<Inode>& inode, uint64_t owne
   lk.start = 0;
   lk.end = wire::kLockToEnd;
   Status st = LockCall(wire::Op::kLock, inode->ino, lk);
+  NoteLock(inode->ino, lk);  // gone here whatever the service said
   if (!st.ok())
     LOG_WARN("unlock of %lu at close: %s (the session's expiry releases it)", (unsigned long)inode->ino,
              st.ToString().c_str());

@@ -331,6 +331,8 @@ void Service::Handle(rpc::Message&& m, rpc::Responder&& r) {
     if (!st.ok()) return r.Reply(st);
   }
   const auto now = OpenFiles::Clock::now();
+  // A session's first beat after a restart brings back its locks.
+  if (op == Op::kSessionBeat && !req.held_locks.empty()) ReclaimLocks(req);
   if (op == Op::kClose || op == Op::kSessionBeat || req.opens != 0)
     SeeSession(req.session, /*full_list=*/op == Op::kSessionBeat);
   // The last close of a file unlinked meanwhile (perhaps by another client)
@@ -391,12 +393,17 @@ void Service::Handle(rpc::Message&& m, rpc::Responder&& r) {
   Send(r, st, rep);
 }
 
-// Locks live in memory (meta/locks.h): a request that must wait is
+// Locks live in memory (common/lock_table.h): a request that must wait is
 // answered from the lock table when granted, cancelled or timed out.
 void Service::HandleLock(Op op, const wire::MetaRequest& req, rpc::Responder&& r) {
   if (req.session == 0) return r.Reply(Status::Error(EINVAL, "locks need a session"));
   if (req.lock.kind > wire::LockKind::kTruncate || req.lock.type > wire::LockType::kWrite)
     return r.Reply(Status::Error(EINVAL, "bad lock kind or type"));
+  // After a restart, until every session it knew has beaten (and so taken
+  // its locks back), no new lock is granted: it could be one of theirs.
+  if (op == Op::kLock && req.lock.type != wire::LockType::kUnlock && !req.lock.cancel && InGrace())
+    return r.Reply(req.lock.wait ? Status::Error(ETIMEDOUT, "restarted: sessions are taking their locks back")
+                                 : Status::Error(EAGAIN, "restarted: sessions are taking their locks back"));
   if (op == Op::kGetLock) {
     wire::MetaReply rep;
     rep.lock = locks_->Test(req.session, req.ino, req.lock);
@@ -406,6 +413,30 @@ void Service::HandleLock(Op op, const wire::MetaRequest& req, rpc::Responder&& r
   Status st = locks_->Acquire(req.session, req.ino, req.lock,
                               [resp](const Status& done) { Send(*resp, done, wire::MetaReply{}); });
   if (st.code() != EINPROGRESS) Send(*resp, st, wire::MetaReply{});
+}
+
+void Service::ReclaimLocks(const wire::MetaRequest& req) {
+  {
+    std::lock_guard<std::mutex> lock(session_mu_);
+    // Only before the session's first beat since the restart: later beats'
+    // lists may be older than an unlock that overtook them.
+    if (!awaiting_.count(req.session)) return;
+  }
+  size_t taken = 0;
+  for (const wire::InodeLock& l : req.held_locks) {
+    wire::LockSpec lk = l.lock;
+    lk.wait = false;
+    lk.cancel = false;
+    if (lk.type == wire::LockType::kUnlock || lk.kind == wire::LockKind::kTruncate) continue;
+    Status st = locks_->Acquire(req.session, l.ino, lk, nullptr);
+    if (st.ok()) {
+      taken++;
+    } else {
+      LOG_WARN("session %lx cannot take back its lock on %lu: %s", (unsigned long)req.session, (unsigned long)l.ino,
+               st.ToString().c_str());
+    }
+  }
+  LOG_INFO("session %lx took back %zu of %zu locks", (unsigned long)req.session, taken, req.held_locks.size());
 }
 
 Status Service::HandleDirect(Op op, const wire::MetaRequest& req, wire::MetaReply* rep) {

@@ -17,7 +17,7 @@
 #include "common/status.h"
 #include "meta/events.h"
 #include "meta/gc.h"
-#include "meta/locks.h"
+#include "common/lock_table.h"
 #include "meta/namespace.h"
 #include "meta/nodes.h"
 #include "meta/open_files.h"
@@ -93,6 +93,8 @@ class Service {
   void SeeSession(uint64_t session, bool full_list);
   void SweepLoop();
   void HandleLock(wire::Op op, const wire::MetaRequest& req, rpc::Responder&& r);
+  // A session's locks, re-asserted by its first beat after a restart.
+  void ReclaimLocks(const wire::MetaRequest& req);
   Status StartGossip();
 
   ServiceOptions opts_;

@@ -209,6 +209,54 @@ wait $tp || true
 [ "$(wc -l < "$T/tail.out")" = 2 ] || fail "tail -f on the other mount printed $(wc -l < "$T/tail.out") lines, want 2"
 ok "lock grant revalidates, unlock commits: 200 locked increments from two mounts; tail -f follows appends"
 
+# The service restarted (kill -9) under held locks: each mount's next beat
+# takes its locks back, and until every session has, no new lock is
+# granted (one could be a holder's). A wait across the restart goes on.
+cat > "$T/hold.py" <<'PY'
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR)
+fcntl.flock(fd, fcntl.LOCK_EX)
+fcntl.lockf(fd, fcntl.LOCK_EX, 10, 100)  # bytes 100..109
+open(sys.argv[2], "w").close()
+while os.path.exists(sys.argv[2]):
+    time.sleep(0.05)
+os.close(fd)  # releases both
+PY
+python3 "$T/hold.py" "$M/f" "$T/holding" &
+holder=$!
+for _ in $(seq 1 50); do [ -e "$T/holding" ] && break; sleep 0.1; done
+[ -e "$T/holding" ] || fail "the holder did not take its locks"
+kill -9 "$(pid_of meta)"
+up --meta-arg=--session-timeout-ms=3000 --meta-arg=--lock-wait-ms=1000  # the service alone comes back
+cat > "$T/probe.py" <<'PY'
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+for i in range(int(sys.argv[2])):
+    for fn in (lambda: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB),
+               lambda: fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 105)):  # byte 105
+        try:
+            fn()
+            raise SystemExit(f"probe {i}: a lock granted that the holder has")
+        except BlockingIOError:
+            pass
+PY
+python3 "$T/probe.py" "$B/f" 20 || fail "after the restart"
+sleep 4  # past every session's beat: the grace is over, the locks are back
+python3 "$T/probe.py" "$B/f" 5 || fail "the holder's locks were not taken back after the restart"
+grep -q "took back 2 of 2 locks" "$D/logs/meta.log" || fail "the service did not log the holder's locks taken back"
+# A blocking wait on the other mount is granted when the holder lets go.
+python3 - "$B/f" "$T/holding" <<'PY' || fail "a wait after the restart"
+import fcntl, os, sys, threading, time
+fd = os.open(sys.argv[1], os.O_RDWR)
+t = threading.Timer(0.5, lambda: os.unlink(sys.argv[2]))
+t.start()
+start = time.monotonic()
+fcntl.flock(fd, fcntl.LOCK_EX)
+assert time.monotonic() - start >= 0.4, "granted before the holder let go"
+PY
+wait $holder
+ok "locks taken back after a kill -9 of the service; none granted meanwhile; waits go on"
+
 # A mount killed while holding locks: they go when its session expires,
 # and a waiter on the other mount gets them.
 python3 - "$B/f" <<'PY' &

@@ -27,7 +27,7 @@
 #include "common/status.h"
 #include "common/wire.h"
 
-namespace ringfs::meta {
+namespace ringfs {
 
 class LockTable {
  public:
@@ -51,6 +51,9 @@ class LockTable {
   wire::LockSpec Test(uint64_t session, uint64_t ino, const wire::LockSpec& lk) const;
   // Drops every lock and wait of a session (it expired or said goodbye).
   void DropSession(uint64_t session);
+  // Every lock a session holds, one per range (what it re-asserts after
+  // the service restarted, from its own copy of the table).
+  std::vector<wire::InodeLock> HeldBy(uint64_t session) const;
   // Held locks (tests and status).
   size_t HeldCount(uint64_t ino) const;
 
@@ -90,7 +93,7 @@ class LockTable {
   std::map<uint64_t, Inode> inodes_;
   std::condition_variable timer_cv_;
   bool stop_ = false;
-  std::thread timer_;
+  std::thread timer_;  // started by the first wait
 };
 
-}  // namespace ringfs::meta
+}  // namespace ringfs

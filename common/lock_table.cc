@@ -1,9 +1,9 @@
-#include "meta/locks.h"
+#include "common/lock_table.h"
 
 #include <algorithm>
 #include <set>
 
-namespace ringfs::meta {
+namespace ringfs {
 
 using wire::LockKind;
 using wire::LockSpec;
@@ -29,9 +29,7 @@ bool Adjacent(uint64_t a0, uint64_t a1, uint64_t b0, uint64_t b1) {
 
 }  // namespace
 
-LockTable::LockTable(std::chrono::milliseconds max_wait) : max_wait_(max_wait) {
-  timer_ = std::thread([this] { TimerLoop(); });
-}
+LockTable::LockTable(std::chrono::milliseconds max_wait) : max_wait_(max_wait) {}
 
 LockTable::~LockTable() {
   {
@@ -39,7 +37,7 @@ LockTable::~LockTable() {
     stop_ = true;
   }
   timer_cv_.notify_all();
-  timer_.join();
+  if (timer_.joinable()) timer_.join();
 }
 
 bool LockTable::Conflicts(const Held& h, uint64_t session, const LockSpec& lk) {
@@ -147,6 +145,7 @@ Status LockTable::Acquire(uint64_t session, uint64_t ino, const LockSpec& reques
       } else {
         in.waiters.push_back(Waiter{session, lk, std::move(done), Clock::now() + max_wait_});
         st = Status::Error(EINPROGRESS, "waiting");
+        if (!timer_.joinable()) timer_ = std::thread([this] { TimerLoop(); });
         timer_cv_.notify_all();
       }
     } else {
@@ -222,6 +221,24 @@ void LockTable::DropSession(uint64_t session) {
   for (auto& [fn, s] : answers) fn(s);
 }
 
+std::vector<wire::InodeLock> LockTable::HeldBy(uint64_t session) const {
+  std::vector<wire::InodeLock> out;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [ino, in] : inodes_)
+    for (const Held& h : in.held) {
+      if (h.session != session) continue;
+      wire::LockSpec lk;
+      lk.kind = h.kind;
+      lk.type = h.type;
+      lk.owner = h.owner;
+      lk.start = h.start;
+      lk.end = h.end;
+      lk.pid = h.pid;
+      out.push_back(wire::InodeLock{ino, lk});
+    }
+  return out;
+}
+
 size_t LockTable::HeldCount(uint64_t ino) const {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = inodes_.find(ino);
@@ -261,4 +278,4 @@ void LockTable::TimerLoop() {
   }
 }
 
-}  // namespace ringfs::meta
+}  // namespace ringfs

@@ -1,11 +1,11 @@
-#include "meta/locks.h"
+#include "common/lock_table.h"
 
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <future>
 
-namespace ringfs::meta {
+namespace ringfs {
 namespace {
 
 using wire::LockKind;
@@ -195,4 +195,4 @@ TEST(LockTableTest, DeadlockIsRefused) {
 }
 
 }  // namespace
-}  // namespace ringfs::meta
+}  // namespace ringfs
