@@ -1106,10 +1106,15 @@ Result<std::vector<uint64_t>> BlockStore::ListLocked(uint64_t ino) {
 StoreStats BlockStore::Stats() const {
   StoreStats s;
   s.capacity = opts_.capacity;
-  struct statvfs vfs;
-  if (s.capacity == 0 && statvfs(dir_.c_str(), &vfs) == 0)
-    s.capacity = static_cast<uint64_t>(vfs.f_blocks) * vfs.f_frsize;
   s.used = static_cast<uint64_t>(std::max<int64_t>(used_.load(), 0));
+  struct statvfs vfs;
+  if (statvfs(dir_.c_str(), &vfs) == 0) {
+    if (s.capacity == 0) s.capacity = static_cast<uint64_t>(vfs.f_blocks) * vfs.f_frsize;
+    // No more than this store can still grow to on its disk, which others
+    // may share: the cluster's free space (statfs, fallocate's ENOSPC
+    // check) is then what the disks really have.
+    s.capacity = std::min(s.capacity, s.used + static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize);
+  }
   s.blocks = static_cast<uint64_t>(std::max<int64_t>(blocks_.load(), 0));
   return s;
 }

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/statvfs.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -462,6 +463,15 @@ TEST_P(BlockStoreTest, StatsCountLengthsAndBlocks) {
   opts.capacity = 12345;
   Reopen(opts);
   EXPECT_EQ(store_->Stats().capacity, 12345u);
+  // More than the disk has room for: what the disk really has (fallocate's
+  // ENOSPC check and statfs rely on it).
+  opts.capacity = uint64_t{1} << 60;
+  Reopen(opts);
+  struct statvfs vfs;
+  ASSERT_EQ(statvfs(dir_.c_str(), &vfs), 0);
+  const uint64_t room = store_->Stats().used + uint64_t{vfs.f_bavail} * vfs.f_frsize;
+  EXPECT_LE(store_->Stats().capacity, room + (64u << 20));
+  EXPECT_GE(store_->Stats().capacity + (64u << 20), room);
 }
 
 // --- Block versions (common/block_version.h): every write, cut and
