@@ -2,6 +2,10 @@
 
 #include <algorithm>
 #include <cstring>
+#include <chrono>
+#include <thread>
+#include <random>
+#include <tuple>
 
 #include "common/block_version.h"
 #include "common/log.h"
@@ -15,7 +19,12 @@ constexpr uint32_t kChunk = 64 << 10;  // the block daemons' checksum unit
 constexpr size_t kMaxRanges = 1024;
 // A write or read whose replicas moved on is retried on what they hold at
 // most this often (each retry follows another writer's progress).
-constexpr int kMaxRebase = 8;
+constexpr int kMaxRebase = 16;
+
+uint32_t Jitter() {
+  thread_local std::minstd_rand rng{std::random_device{}()};
+  return static_cast<uint32_t>(rng());
+}
 
 // Calls fn(index, offset in block, length, bytes done before) for each
 // block's share of [off, off + size), stopping at the first error.
@@ -219,17 +228,61 @@ Status DataPath::Send(const std::shared_ptr<Inode>& inode, uint64_t index, const
         for (const auto& [node, v] : res.refused)
           if (!blockver::Newer(v, base) && blocks_.Seed(inode->ino, index, base, now->holders, node, v).ok())
             seeded++;
-        if (seeded == 0)
+        if (seeded > 0) continue;
+        // Writers racing on one block can leave its replicas split with no
+        // quorum on any version: then nobody can move on (ResolveSplit).
+        auto top = ResolveSplit(inode, index, next, res);
+        if (!top) {
+          // Still moving under another writer (a copy to give was gone by
+          // the time it was asked for): look again after a short, random
+          // pause, so racing writers fall out of step.
+          if (attempt + 1 < kMaxRebase) {
+            std::this_thread::sleep_for(std::chrono::microseconds(500 + Jitter() % (2000u * (attempt + 1))));
+            continue;
+          }
           return Status::Error(EIO, "block " + std::to_string(index) + ": replicas disagree");
-        continue;
+        }
+        rebase = *top;
+      } else {
+        rebase = *ahead;
       }
-      rebase = *ahead;
     }
     std::lock_guard<std::mutex> lock(inode->mu);
     inode->block_epoch = std::max(inode->block_epoch, now->epoch);
     inode->SetVersionLocked(index, rebase);
   }
   return st;
+}
+
+// Writers racing on one block can leave its replicas split with no quorum
+// on any version, each holding a different writer's write: then nobody's
+// next write finds a quorum to build on. This writer's write failed (no
+// quorum), so its own copies are the ones it may give up: they take the
+// newest of the others' versions (the same choice for every writer), which
+// then has a quorum, or will once its writer does the same, and each writer
+// writes its bytes again on top. Another writer's copy is never touched:
+// it may be the other half of an acknowledged write this view saw late.
+std::optional<wire::BlockVersion> DataPath::ResolveSplit(const std::shared_ptr<Inode>& inode, uint64_t index,
+                                                         const wire::BlockVersion& mine,
+                                                         const blockd::Client::WriteResult& res) {
+  if (res.acked.empty()) return std::nullopt;  // nothing of ours to give up
+  std::optional<wire::BlockVersion> top;
+  for (const auto& [node, v] : res.refused) {
+    if (v.absent() || v == mine) continue;
+    // Newest by (epoch, height), then by writer: every writer picks the same.
+    if (!top || std::tie(v.epoch, v.height, v.writer) > std::tie(top->epoch, top->height, top->writer)) top = v;
+  }
+  if (!top) return std::nullopt;
+  std::vector<uint32_t> sources;
+  for (const auto& [node, v] : res.refused)
+    if (v == *top) sources.push_back(node);
+  size_t given = 0;
+  for (uint32_t node : res.acked)
+    if (blocks_.Seed(inode->ino, index, *top, sources, node, mine).ok()) given++;
+  if (given == 0) return std::nullopt;
+  LOG_INFO("ino %lu block %lu: replicas split by racing writers; this write's %zu copies take the newest other",
+           (unsigned long)inode->ino, (unsigned long)index, given);
+  return top;
 }
 
 // Uploads one block's queue in order, so overlapping extents land in the

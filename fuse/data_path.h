@@ -6,6 +6,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -92,6 +93,12 @@ class DataPath {
   // One extent to the replicas, rebased when they moved on (see .cc).
   Status Send(const std::shared_ptr<Inode>& inode, uint64_t index, const Upload& u);
   void WaitForRoom();
+  // A block whose replicas racing writers left with no quorum on any
+  // version: this write's own copies take the newest other one, which is
+  // returned to build on (see .cc).
+  std::optional<wire::BlockVersion> ResolveSplit(const std::shared_ptr<Inode>& inode, uint64_t index,
+                                                 const wire::BlockVersion& mine,
+                                                 const blockd::Client::WriteResult& res);
   // The version block `index` is expected at (asking the metadata service
   // when this client's view does not reach that far).
   Result<wire::BlockVersion> Expected(const std::shared_ptr<Inode>& inode, uint64_t index);
