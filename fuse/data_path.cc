@@ -406,6 +406,10 @@ Status DataPath::Cut(const std::shared_ptr<Inode>& inode, uint64_t size, Truncat
     }
     if (res.refused.empty())
       return Status::Error(EIO, "block " + std::to_string(k) + " cut on " + std::to_string(cut.size()) + " replicas");
+    // Moving under a writer (its writes not committed yet): look again
+    // after a short, random pause, once it has committed.
+    if (attempt + 1 < kMaxRebase)
+      std::this_thread::sleep_for(std::chrono::microseconds(500 + Jitter() % (2000u * (attempt + 1))));
   }
   return Status::Error(EIO, "file kept changing during the truncation");
 }

@@ -786,6 +786,7 @@ Status Filesystem::Truncate(const std::shared_ptr<Inode>& inode, uint64_t size, 
       data_->FinishTruncate(inode, nullptr);
       if (st.code() == ESTALE) continue;
       (void)LockCall(wire::Op::kLock, inode->ino, unlock);
+      LOG_WARN("truncate of %lu to %lu: %s", (unsigned long)inode->ino, (unsigned long)size, st.ToString().c_str());
       return st;
     }
     t.epoch = r.attr.block_epoch;
@@ -796,6 +797,7 @@ Status Filesystem::Truncate(const std::shared_ptr<Inode>& inode, uint64_t size, 
     return Status::OK();
   }
   (void)LockCall(wire::Op::kLock, inode->ino, unlock);
+  LOG_WARN("truncate of %lu to %lu: %s", (unsigned long)inode->ino, (unsigned long)size, st.ToString().c_str());
   return st;
 }
 
