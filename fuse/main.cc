@@ -199,6 +199,9 @@ int main(int argc, char* argv[]) {
   std::string kernel_opts =
       std::string("-odefault_permissions,subtype=ringfs,fsname=ringfs:") + cmd.meta;
   fuse_opt_add_arg(&args, kernel_opts.c_str());
+  // noatime is ours (no atime updates) and the kernel's mount flag too, so
+  // mount(8) and /proc/mounts show it; libfuse refuses the other atime flags.
+  if (cmd.noatime) fuse_opt_add_arg(&args, "-onoatime");
 
   Options o;
   o.meta = cmd.meta;
