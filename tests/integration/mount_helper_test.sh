@@ -9,7 +9,7 @@ saved=""
 restore_helper() {
   if [ -n "$saved" ]; then mv -f "$saved" "$helper"; else rm -f "$helper"; fi
 }
-trap 'rc=$?; restore_helper; (exit $rc); cleanup' EXIT
+trap 'rc=$?; set +e; restore_helper; (exit $rc); cleanup' EXIT INT TERM
 if [ -e "$helper" ] || [ -L "$helper" ]; then
   saved=$T/helper.saved
   mv "$helper" "$saved"

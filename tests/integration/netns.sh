@@ -22,7 +22,7 @@ netns_cleanup() {
   done
   ip link del "$NETNS_BRIDGE" 2>/dev/null
 }
-trap 'rc=$?; netns_cleanup; (exit $rc); cleanup' EXIT INT TERM
+trap 'rc=$?; set +e; netns_cleanup; (exit $rc); cleanup' EXIT INT TERM
 
 netns_bridge() {
   ip link del "$NETNS_BRIDGE" 2>/dev/null || true
