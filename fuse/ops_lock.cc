@@ -35,6 +35,10 @@ Status Filesystem::Revalidate(uint64_t ino, bool kernel_now) {
   bool changed;
   {
     std::lock_guard<std::mutex> lock(inode->mu);
+    // Two checks can race (a lock's and a change event's): an answer older
+    // than what this mount knows already is not taken, or its block
+    // versions could send a read to a replica the newer write left behind.
+    if (inode->cache_valid && rep.attr.data_version < inode->cache_version) return Status::OK();
     changed = !inode->cache_valid || inode->cache_version != rep.attr.data_version;
     if (changed) {
       inode->LearnVersionsLocked(rep.runs, 0, rep.runs_end, rep.attr.block_epoch);

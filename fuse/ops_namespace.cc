@@ -97,7 +97,7 @@ void DoGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
         a.mtime = r.attr.mtime;
         a.ctime = r.attr.ctime;
         bool foreign_data = false;
-        if (!inode->wrote && !inode->HasPendingWrites() && inode->cache_version != r.attr.data_version) {
+        if (!inode->wrote && !inode->HasPendingWrites() && r.attr.data_version > inode->cache_version) {
           // Another mount's write or truncation: the size follows it (tail -f
           // polls fstat), and what this mount held of the data is dropped;
           // the block versions are asked again at the next read.
