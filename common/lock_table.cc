@@ -29,6 +29,17 @@ bool Adjacent(uint64_t a0, uint64_t a1, uint64_t b0, uint64_t b1) {
 
 }  // namespace
 
+wire::LockSpec LockTable::Held::Spec() const {
+  wire::LockSpec lk;
+  lk.kind = kind;
+  lk.type = type;
+  lk.owner = owner;
+  lk.start = start;
+  lk.end = end;
+  lk.pid = pid;
+  return lk;
+}
+
 LockTable::LockTable(std::chrono::milliseconds max_wait) : max_wait_(max_wait) {}
 
 LockTable::~LockTable() {
@@ -167,13 +178,7 @@ LockSpec LockTable::Test(uint64_t session, uint64_t ino, const LockSpec& request
   std::lock_guard<std::mutex> lock(mu_);
   auto it = inodes_.find(ino);
   if (it == inodes_.end()) return out;
-  if (const Held* h = FirstConflictLocked(it->second, session, lk)) {
-    out.type = h->type;
-    out.owner = h->owner;
-    out.start = h->start;
-    out.end = h->end;
-    out.pid = h->pid;
-  }
+  if (const Held* h = FirstConflictLocked(it->second, session, lk)) out = h->Spec();
   return out;
 }
 
@@ -225,17 +230,8 @@ std::vector<wire::InodeLock> LockTable::HeldBy(uint64_t session) const {
   std::vector<wire::InodeLock> out;
   std::lock_guard<std::mutex> lock(mu_);
   for (const auto& [ino, in] : inodes_)
-    for (const Held& h : in.held) {
-      if (h.session != session) continue;
-      wire::LockSpec lk;
-      lk.kind = h.kind;
-      lk.type = h.type;
-      lk.owner = h.owner;
-      lk.start = h.start;
-      lk.end = h.end;
-      lk.pid = h.pid;
-      out.push_back(wire::InodeLock{ino, lk});
-    }
+    for (const Held& h : in.held)
+      if (h.session == session) out.push_back(wire::InodeLock{ino, h.Spec()});
   return out;
 }
 

@@ -64,6 +64,7 @@ class LockTable {
     wire::LockType type;
     uint64_t start, end;
     uint32_t pid;
+    wire::LockSpec Spec() const;  // as the wire describes it
   };
   struct Waiter {
     uint64_t session;

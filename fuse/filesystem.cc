@@ -48,7 +48,7 @@ void Filesystem::Accessed(const std::shared_ptr<Inode>& inode, bool dir) {
     std::lock_guard<std::mutex> lock(inode->mu);
     if (!inode->have_attr) return;
     wire::Attr& a = inode->attr;
-    if (!AtimeDue(a) || !Before(a.atime, now)) return;
+    if (!AtimeDue(a, now) || !Before(a.atime, now)) return;
     a.atime = now;
   }
   {
@@ -58,15 +58,13 @@ void Filesystem::Accessed(const std::shared_ptr<Inode>& inode, bool dir) {
   InvalidateAttr(inode->ino);  // the kernel's copy has the old one
 }
 
-bool Filesystem::AtimeDue(const wire::Attr& attr) const {
+bool Filesystem::AtimeDue(const wire::Attr& attr, const wire::Timespec& now) const {
   if (opts_.atime == Options::Atime::kNoatime) return false;
   if (opts_.atime == Options::Atime::kStrictatime) return true;
   wire::Attr a = attr;
   OverlayAtime(&a);
   // relatime: only an atime not after the last change, or a day old.
-  timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return !Before(a.mtime, a.atime) || !Before(a.ctime, a.atime) || a.atime.sec + 86400 <= ts.tv_sec;
+  return !Before(a.mtime, a.atime) || !Before(a.ctime, a.atime) || a.atime.sec + 86400 <= now.sec;
 }
 
 void Filesystem::OverlayAtime(wire::Attr* attr) const {
@@ -407,7 +405,7 @@ void Filesystem::FillStat(const wire::Attr& a, struct stat* st) const {
   uint64_t bytes = (a.size + 511) & ~uint64_t{511};
   if (a.blocks != wire::kBlocksUnknown && S_ISREG(a.mode)) {
     const uint64_t end = (a.size + 4095) & ~uint64_t{4095};
-    bytes = a.blocks >= end / wire::kBlockSize + 1 ? end : std::min(end, a.blocks * uint64_t{wire::kBlockSize});
+    bytes = a.blocks > end / wire::kBlockSize ? end : a.blocks * uint64_t{wire::kBlockSize};
   }
   st->st_blocks = static_cast<blkcnt_t>(bytes / 512);
   wire::Attr shown = a;

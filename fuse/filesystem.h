@@ -148,8 +148,8 @@ class Filesystem {
   // time moves on as Options::atime says, here at once, at the service
   // with the next batch (never on the read path).
   void Accessed(const std::shared_ptr<Inode>& inode, bool dir = false);
-  // Whether a read of a file with `attr` now would move its access time.
-  bool AtimeDue(const wire::Attr& attr) const;
+  // Whether a read of a file with `attr` at `now` would move its access time.
+  bool AtimeDue(const wire::Attr& attr, const wire::Timespec& now) const;
   // An access time stamped here and not yet recorded by the service
   // replaces the older one in `attr` (a GETATTR answered meanwhile).
   void OverlayAtime(wire::Attr* attr) const;
